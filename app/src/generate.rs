@@ -1,0 +1,1 @@
+//! Synthetic district generator (being written).
