@@ -27,7 +27,7 @@ pub enum StudentFact {
 }
 
 /// What the indicator dataflows need to know of a `school` record.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 pub struct SchoolInfo {
     pub level: SchoolLevel,
     pub local_district: Sym,

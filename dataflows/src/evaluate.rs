@@ -1,0 +1,98 @@
+//! One student's whole row as of D, and what the student contributes to school counts.
+
+use crate::indicators::{attendance, caseload, discipline, grades, health, programs, AsOf};
+use crate::student_state::StudentState;
+use config::{AttendanceParams, FlagParams};
+use model::{StudentRow, Sym};
+use serde::{Deserialize, Serialize};
+
+/// What a student adds to one school's counts (each +1 while it holds).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub enum Category {
+    /// Enrolled on D with this school as the school on D.
+    Enrolled,
+    /// Enrolled on D here, by tier.
+    Tier(u8),
+    /// A student-school year.
+    SchoolYear,
+    /// A student-school year with at least the chronic minimum of days enrolled.
+    ChronicEligible,
+    /// ... and chronically absent at this school.
+    ChronicallyAbsent,
+    /// A student-school year with at least one suspension day in this school's records.
+    Suspended,
+    /// A section over its cap (from `section` records, not students).
+    OversizedSection,
+}
+
+/// The thresholds a student's evaluation needs.
+#[derive(Clone, Debug)]
+pub struct StudentParams {
+    pub attendance: AttendanceParams,
+    pub flags: FlagParams,
+}
+
+/// A student's evaluation: the row (none before any enrollment dated <= D) and the
+/// (school, category) pairs the student contributes, sorted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evaluation {
+    pub row: Option<StudentRow>,
+    pub contributions: Vec<(Sym, Category)>,
+}
+
+pub fn evaluate(student: Sym, state: &StudentState, as_of: &AsOf, params: &StudentParams) -> Evaluation {
+    if !state.enrollments.iter().any(|e| e.entry <= as_of.day) {
+        return Evaluation::default();
+    }
+    let attendance = attendance::attendance(state, as_of);
+    let discipline = discipline::discipline(state, as_of);
+    let failing = grades::failing_courses(state, as_of);
+    let attendance_flag = rules::attendance_flag(&params.flags, attendance.days_enrolled, attendance.days_absent);
+    let behavior_flag = rules::behavior_flag(&params.flags, discipline.suspensions, discipline.incidents_30);
+    let course_flag = rules::course_flag(&params.flags, failing.failing_core, failing.failing_marks);
+    let tier = rules::tier(attendance_flag, behavior_flag, course_flag);
+    let row = StudentRow {
+        student,
+        days_enrolled: attendance.days_enrolled,
+        days_absent: attendance.days_absent,
+        chronically_absent: params.attendance.is_chronic(attendance.days_enrolled, attendance.days_absent),
+        days_enrolled_30: attendance.days_enrolled_30,
+        days_absent_30: attendance.days_absent_30,
+        suspensions: discipline.suspensions,
+        suspension_days_hundredths: discipline.suspension_days_hundredths,
+        incidents_30: discipline.incidents_30,
+        failing_marks: failing.failing_marks,
+        failing_core: failing.failing_core,
+        health_visits_30: health::health_visits_30(state, as_of),
+        programs: programs::active_programs(state, as_of),
+        counselor: caseload::counselor(state, as_of),
+        school: caseload::school(state, as_of),
+        attendance_flag,
+        behavior_flag,
+        course_flag,
+        tier,
+    };
+    let mut contributions = Vec::new();
+    if let Some(segment) = state.segment_on(as_of.day) {
+        contributions.push((segment.school, Category::Enrolled));
+        contributions.push((segment.school, Category::Tier(tier)));
+    }
+    for year in &attendance.school_years {
+        contributions.push((year.school, Category::SchoolYear));
+        if year.days_enrolled >= params.attendance.chronic_min_days_enrolled {
+            contributions.push((year.school, Category::ChronicEligible));
+        }
+        if params.attendance.is_chronic(year.days_enrolled, year.days_absent) {
+            contributions.push((year.school, Category::ChronicallyAbsent));
+        }
+        let suspended = discipline
+            .suspension_days_by_school
+            .iter()
+            .any(|&(school, days)| school == year.school && days >= 100);
+        if suspended {
+            contributions.push((year.school, Category::Suspended));
+        }
+    }
+    contributions.sort_unstable();
+    Evaluation { row: Some(row), contributions }
+}

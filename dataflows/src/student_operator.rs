@@ -1,0 +1,199 @@
+//! The student-indicator operator: keeps every student's consolidated records and
+//! emits what each student contributes to school counts as a differential collection.
+//!
+//! Design (see ARCHITECTURE.md, "Time"): the logical time is an epoch of the district
+//! clock; a broadcast clock stream says which day each epoch is "as of". When an epoch
+//! completes, the operator applies its fact changes, then re-evaluates the students
+//! whose records changed, or every student when the day moved on (every enrolled
+//! student's day counts change with the day). A student's evaluation reads only that
+//! student's compact state: nothing rescans the year's events, and no future
+//! retraction is ever scheduled, so an epoch costs the same on day 10 and day 180.
+//! Only changes of (school, category) pairs leave the operator, so the differential
+//! rollups downstream see a handful of updates per student per year.
+
+use crate::evaluate::{evaluate, Category, StudentParams};
+use crate::indicators::AsOf;
+use crate::student_state::StudentState;
+use config::Calendar;
+use differential_dataflow::{AsCollection, VecCollection};
+use model::{Day, StudentFact, StudentRow, Sym};
+use serde::{Deserialize, Serialize};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::StreamVec;
+
+/// Which student rows an epoch should report once it completes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Snapshot {
+    None,
+    /// Rows that differ from the last snapshot (and rows that disappeared, as `None`).
+    Changed,
+    /// Every row.
+    All,
+}
+
+/// What the driver says about each epoch: the day it is as of, and what to report.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ClockTick {
+    pub as_of: Day,
+    pub snapshot: Snapshot,
+}
+
+/// Student rows reported by snapshots: (epoch, student, row or `None` if it disappeared).
+pub type RowSink = Arc<Mutex<Vec<(u64, Sym, Option<StudentRow>)>>>;
+
+/// One student's slot: records in force, and what was last emitted for it.
+#[derive(Default)]
+struct Slot {
+    state: StudentState,
+    contributions: Vec<(Sym, Category)>,
+    /// Hash of the row at the last snapshot (0: no row).
+    row_hash: u64,
+    dirty: bool,
+}
+
+fn row_hash(row: &Option<StudentRow>) -> u64 {
+    match row {
+        None => 0,
+        Some(row) => {
+            let mut hasher = DefaultHasher::new();
+            row.hash(&mut hasher);
+            hasher.finish() | 1
+        }
+    }
+}
+
+type Update = ((Sym, StudentFact), u64, isize);
+
+/// Builds the operator. `facts` are exchanged by student; `clock` must reach every worker.
+pub fn student_indicators<'s>(
+    facts: VecCollection<'s, u64, (Sym, StudentFact), isize>,
+    clock: StreamVec<'s, u64, ClockTick>,
+    calendar: Arc<Calendar>,
+    params: Arc<StudentParams>,
+    rows: RowSink,
+) -> VecCollection<'s, u64, (Sym, Category), isize> {
+    let peers = facts.inner.scope().peers() as u32;
+    let worker = facts.inner.scope().index() as u32;
+    let exchange = Exchange::new(|update: &Update| u64::from((update.0).0 .0));
+    facts
+        .inner
+        .binary_frontier(clock, exchange, Pipeline, "StudentIndicators", move |_capability, _info| {
+            let mut slots: Vec<Slot> = Vec::new();
+            let mut pending_facts: BTreeMap<u64, Vec<(Sym, StudentFact, isize)>> = BTreeMap::new();
+            let mut pending_ticks: BTreeMap<u64, (Capability<u64>, ClockTick)> = BTreeMap::new();
+            let mut last_day: Option<Day> = None;
+            move |(facts_in, facts_frontier), (clock_in, clock_frontier), output| {
+                facts_in.for_each_stamp(|_capability, containers| {
+                    for container in containers {
+                        for ((student, fact), time, diff) in container.drain(..) {
+                            pending_facts.entry(time).or_default().push((student, fact, diff));
+                        }
+                    }
+                });
+                clock_in.for_each_stamp(|capability, containers| {
+                    for container in containers {
+                        for tick in container.drain(..) {
+                            let time = *capability.least().expect("clock ticks carry a time");
+                            let retained = capability.delayed(&time, 0);
+                            pending_ticks.insert(time, (retained, tick));
+                        }
+                    }
+                });
+                while let Some((&epoch, _)) = pending_ticks.first_key_value() {
+                    if facts_frontier.less_equal(&epoch) || clock_frontier.less_equal(&epoch) {
+                        break;
+                    }
+                    let (capability, tick) = pending_ticks.remove(&epoch).expect("present");
+                    for (student, fact, diff) in pending_facts.remove(&epoch).unwrap_or_default() {
+                        let index = (student.0 / peers) as usize;
+                        if index >= slots.len() {
+                            slots.resize_with(index + 1, Slot::default);
+                        }
+                        let slot = &mut slots[index];
+                        let applied = slot.state.apply(fact, diff);
+                        debug_assert!(applied, "retraction of a fact not in force");
+                        slot.dirty = true;
+                    }
+                    let everyone = last_day != Some(tick.as_of) || tick.snapshot != Snapshot::None;
+                    last_day = Some(tick.as_of);
+                    let as_of = AsOf::new(tick.as_of, &calendar, params.attendance.window_instructional_days);
+                    let mut session = output.session(&capability);
+                    let mut reported = Vec::new();
+                    for (index, slot) in slots.iter_mut().enumerate() {
+                        if !(slot.dirty || everyone) || (slot.state.is_empty() && slot.contributions.is_empty() && slot.row_hash == 0) {
+                            continue;
+                        }
+                        slot.dirty = false;
+                        let student = Sym(index as u32 * peers + worker);
+                        let evaluation = evaluate(student, &slot.state, &as_of, &params);
+                        for (pair, diff) in contribution_changes(&slot.contributions, &evaluation.contributions) {
+                            session.give((pair, epoch, diff));
+                        }
+                        slot.contributions = evaluation.contributions;
+                        if tick.snapshot != Snapshot::None {
+                            let hash = row_hash(&evaluation.row);
+                            if tick.snapshot == Snapshot::All || hash != slot.row_hash {
+                                if evaluation.row.is_some() || slot.row_hash != 0 {
+                                    reported.push((epoch, student, evaluation.row));
+                                }
+                            }
+                            slot.row_hash = hash;
+                        }
+                    }
+                    if !reported.is_empty() {
+                        rows.lock().expect("row sink").extend(reported);
+                    }
+                }
+            }
+        })
+        .as_collection()
+}
+
+/// The changes from a student's old to new (school, category) pairs (both sorted).
+fn contribution_changes(old: &[(Sym, Category)], new: &[(Sym, Category)]) -> Vec<((Sym, Category), isize)> {
+    let mut changes = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a < b => {
+                changes.push((*a, -1));
+                i += 1;
+            }
+            (Some(a), None) => {
+                changes.push((*a, -1));
+                i += 1;
+            }
+            (_, Some(b)) => {
+                changes.push((*b, 1));
+                j += 1;
+            }
+            (None, None) => unreachable!(),
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contribution_changes_are_the_symmetric_difference() {
+        let a = (Sym(1), Category::Enrolled);
+        let b = (Sym(1), Category::Tier(2));
+        let c = (Sym(2), Category::SchoolYear);
+        assert_eq!(contribution_changes(&[a, b], &[a, c]), vec![(b, -1), (c, 1)]);
+        assert_eq!(contribution_changes(&[], &[a]), vec![(a, 1)]);
+        assert_eq!(contribution_changes(&[a], &[]), vec![(a, -1)]);
+    }
+}
