@@ -1,2 +1,159 @@
-mod generate;
-fn main() {}
+//! `wholechild`: the district's whole-child indicators, live. See README.md.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use model::Day;
+use std::path::PathBuf;
+use wholechild::{demo, generate, load_config, replay};
+
+#[derive(Parser)]
+#[command(
+    name = "wholechild",
+    version,
+    about = "Streaming whole-child indicators for a school district"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a file of canonical events through the dataflows and write every indicator.
+    Replay {
+        /// Configuration file (TOML; see config/example.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// NDJSON events in arrival order; `-` reads standard input.
+        #[arg(long)]
+        events: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Figures as of this day (default: the district clock's last day).
+        #[arg(long, value_parser = parse_day)]
+        as_of: Option<Day>,
+        /// Also write each instructional day's changed rows to OUT/daily/.
+        #[arg(long)]
+        daily: bool,
+        /// Timely worker threads (results are identical for every count).
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Threads decoding JSON.
+        #[arg(long, default_value_t = 2)]
+        decode_threads: usize,
+    },
+    /// Write a synthetic district year as canonical NDJSON events.
+    Generate {
+        /// Configuration whose calendar to use (default: the embedded example).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 20_000)]
+        students: u32,
+        #[arg(long, default_value_t = 40)]
+        schools: u32,
+        /// Instructional days to generate (default: the whole calendar).
+        #[arg(long)]
+        days: Option<u32>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Leave out the few malformed lines the generator adds on purpose.
+        #[arg(long)]
+        no_malformed: bool,
+    },
+    /// The live demo: a generated district streamed day by day through the engine.
+    Demo(demo::DemoArgs),
+}
+
+fn parse_day(text: &str) -> Result<Day, String> {
+    Day::parse(text).ok_or_else(|| format!("`{text}` is not a date YYYY-MM-DD"))
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Replay {
+            config,
+            events,
+            out,
+            as_of,
+            daily,
+            workers,
+            decode_threads,
+        } => {
+            let config = load_config(Some(&config))?;
+            let summary = replay::replay(replay::ReplayOptions {
+                config,
+                events,
+                out: out.clone(),
+                as_of,
+                daily,
+                workers,
+                decode_threads,
+            })?;
+            eprintln!(
+                "replayed {} records ({} corrections, {} withdrawals), rejected {} lines; {} students, {} schools as of {}; wrote {}",
+                summary.records,
+                summary.corrections,
+                summary.withdrawals,
+                summary.rejected,
+                summary.students,
+                summary.schools,
+                summary.as_of,
+                out.display()
+            );
+        }
+        Command::Generate {
+            config,
+            students,
+            schools,
+            days,
+            seed,
+            out,
+            no_malformed,
+        } => {
+            let config = load_config(config.as_ref())?;
+            let calendar: Vec<chrono::NaiveDate> = config
+                .calendar
+                .instructional_days()
+                .iter()
+                .map(|day| day.to_date())
+                .collect();
+            let options = generate::GenerateOptions {
+                students,
+                schools,
+                days: days
+                    .unwrap_or(calendar.len() as u32)
+                    .min(calendar.len() as u32),
+                seed,
+                malformed_lines: !no_malformed,
+            };
+            let stats = match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    generate::generate(
+                        &options,
+                        &calendar,
+                        std::io::BufWriter::with_capacity(1 << 20, file),
+                        |_, _| {},
+                    )?
+                }
+                None => generate::generate(
+                    &options,
+                    &calendar,
+                    std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock()),
+                    |_, _| {},
+                )?,
+            };
+            eprintln!(
+                "generated {} lines: {} records, {} corrections, {} withdrawals, {} malformed",
+                stats.lines, stats.records, stats.corrections, stats.withdrawals, stats.malformed
+            );
+        }
+        Command::Demo(args) => demo::demo(args)?,
+    }
+    Ok(())
+}

@@ -15,12 +15,26 @@ struct Walker<'a> {
 
 impl<'a> Walker<'a> {
     fn line_of(&self, span: Option<std::ops::Range<usize>>) -> Option<usize> {
-        span.map(|span| self.source[..span.start.min(self.source.len())].matches('\n').count() + 1)
+        span.map(|span| {
+            self.source[..span.start.min(self.source.len())]
+                .matches('\n')
+                .count()
+                + 1
+        })
     }
 
-    fn problem(&mut self, span: Option<std::ops::Range<usize>>, key: &str, message: impl Into<String>) {
+    fn problem(
+        &mut self,
+        span: Option<std::ops::Range<usize>>,
+        key: &str,
+        message: impl Into<String>,
+    ) {
         let line = self.line_of(span);
-        self.problems.push(Problem { line, key: key.to_string(), message: message.into() });
+        self.problems.push(Problem {
+            line,
+            key: key.to_string(),
+            message: message.into(),
+        });
     }
 
     /// Refuses keys of `table` outside `allowed`.
@@ -29,13 +43,22 @@ impl<'a> Walker<'a> {
             if !allowed.contains(&key) {
                 let span = table.key(key).and_then(|k| k.span());
                 let full = join(path, key);
-                self.problem(span, &full, format!("unknown key (known keys: {})", allowed.join(", ")));
+                self.problem(
+                    span,
+                    &full,
+                    format!("unknown key (known keys: {})", allowed.join(", ")),
+                );
             }
         }
     }
 
     /// A sub-table of `table`, if present and a table.
-    fn table<'t>(&mut self, table: &'t dyn TableLike, path: &str, key: &str) -> Option<&'t dyn TableLike> {
+    fn table<'t>(
+        &mut self,
+        table: &'t dyn TableLike,
+        path: &str,
+        key: &str,
+    ) -> Option<&'t dyn TableLike> {
         let item = table.get(key)?;
         match item.as_table_like() {
             Some(sub) => Some(sub),
@@ -46,12 +69,25 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn integer(&mut self, table: &dyn TableLike, path: &str, key: &str, default: u32, min: u32) -> u32 {
-        let Some(item) = table.get(key) else { return default };
+    fn integer(
+        &mut self,
+        table: &dyn TableLike,
+        path: &str,
+        key: &str,
+        default: u32,
+        min: u32,
+    ) -> u32 {
+        let Some(item) = table.get(key) else {
+            return default;
+        };
         match item.as_integer() {
             Some(value) if value >= i64::from(min) && value <= i64::from(u32::MAX) => value as u32,
             Some(value) => {
-                self.problem(item.span(), &join(path, key), format!("{value} is out of range (at least {min})"));
+                self.problem(
+                    item.span(),
+                    &join(path, key),
+                    format!("{value} is out of range (at least {min})"),
+                );
                 default
             }
             None => {
@@ -62,19 +98,40 @@ impl<'a> Walker<'a> {
     }
 
     /// A percentage (integer or float, 0..=100, at most two decimals) as basis points.
-    fn percent(&mut self, table: &dyn TableLike, path: &str, key: &str, default: BasisPoints) -> BasisPoints {
-        let Some(item) = table.get(key) else { return default };
-        let value = item.as_float().or_else(|| item.as_integer().map(|i| i as f64));
+    fn percent(
+        &mut self,
+        table: &dyn TableLike,
+        path: &str,
+        key: &str,
+        default: BasisPoints,
+    ) -> BasisPoints {
+        let Some(item) = table.get(key) else {
+            return default;
+        };
+        let value = item
+            .as_float()
+            .or_else(|| item.as_integer().map(|i| i as f64));
         match value {
-            Some(value) if (0.0..=100.0).contains(&value) && ((value * 100.0).round() - value * 100.0).abs() < 1e-6 => {
+            Some(value)
+                if (0.0..=100.0).contains(&value)
+                    && ((value * 100.0).round() - value * 100.0).abs() < 1e-6 =>
+            {
                 (value * 100.0).round() as u32
             }
             Some(value) => {
-                self.problem(item.span(), &join(path, key), format!("{value} is not a percentage from 0 to 100 with at most two decimals"));
+                self.problem(
+                    item.span(),
+                    &join(path, key),
+                    format!("{value} is not a percentage from 0 to 100 with at most two decimals"),
+                );
                 default
             }
             None => {
-                self.problem(item.span(), &join(path, key), "expected a number (a percentage)");
+                self.problem(
+                    item.span(),
+                    &join(path, key),
+                    "expected a number (a percentage)",
+                );
                 default
             }
         }
@@ -98,7 +155,13 @@ impl<'a> Walker<'a> {
         parsed
     }
 
-    fn required_date(&mut self, table: &dyn TableLike, table_span: Option<std::ops::Range<usize>>, path: &str, key: &str) -> Option<Day> {
+    fn required_date(
+        &mut self,
+        table: &dyn TableLike,
+        table_span: Option<std::ops::Range<usize>>,
+        path: &str,
+        key: &str,
+    ) -> Option<Day> {
         match table.get(key) {
             Some(Item::Value(value)) => self.date_value(value, &join(path, key)),
             Some(item) => {
@@ -113,8 +176,18 @@ impl<'a> Walker<'a> {
     }
 
     /// A list of wire names of an enumeration.
-    fn name_list<T: Copy>(&mut self, table: &dyn TableLike, path: &str, key: &str, default: Vec<T>, parse: fn(&str) -> Option<T>, domain: &str) -> Vec<T> {
-        let Some(item) = table.get(key) else { return default };
+    fn name_list<T: Copy>(
+        &mut self,
+        table: &dyn TableLike,
+        path: &str,
+        key: &str,
+        default: Vec<T>,
+        parse: fn(&str) -> Option<T>,
+        domain: &str,
+    ) -> Vec<T> {
+        let Some(item) = table.get(key) else {
+            return default;
+        };
         let Some(array) = item.as_array() else {
             self.problem(item.span(), &join(path, key), "expected a list of strings");
             return default;
@@ -123,7 +196,11 @@ impl<'a> Walker<'a> {
         for value in array.iter() {
             match value.as_str().and_then(parse) {
                 Some(parsed) => out.push(parsed),
-                None => self.problem(value.span(), &join(path, key), format!("expected one of: {domain}")),
+                None => self.problem(
+                    value.span(),
+                    &join(path, key),
+                    format!("expected one of: {domain}"),
+                ),
             }
         }
         out
@@ -131,42 +208,69 @@ impl<'a> Walker<'a> {
 
     /// `HH:MM` as minutes after midnight.
     fn clock_time(&mut self, table: &dyn TableLike, path: &str, key: &str, default: u32) -> u32 {
-        let Some(item) = table.get(key) else { return default };
+        let Some(item) = table.get(key) else {
+            return default;
+        };
         let parsed = item.as_str().and_then(|text| {
             let (hours, minutes) = text.split_once(':')?;
             let (hours, minutes): (u32, u32) = (hours.parse().ok()?, minutes.parse().ok()?);
             (text.len() == 5 && hours < 24 && minutes < 60).then_some(hours * 60 + minutes)
         });
         parsed.unwrap_or_else(|| {
-            self.problem(item.span(), &join(path, key), "expected a local time \"HH:MM\"");
+            self.problem(
+                item.span(),
+                &join(path, key),
+                "expected a local time \"HH:MM\"",
+            );
             default
         })
     }
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 pub(crate) fn parse_config(source: &str) -> Result<Config, ConfigError> {
     let document = ImDocument::parse(source).map_err(|error| ConfigError {
         problems: vec![Problem {
-            line: error.span().map(|span| source[..span.start].matches('\n').count() + 1),
+            line: error
+                .span()
+                .map(|span| source[..span.start].matches('\n').count() + 1),
             key: String::from("(syntax)"),
             message: error.message().to_string(),
         }],
     })?;
     let root = document.as_table();
-    let mut walker = Walker { source, problems: Vec::new() };
-    walker.refuse_unknown(root, "", &["calendar", "attendance", "flags", "sections", "sla"]);
+    let mut walker = Walker {
+        source,
+        problems: Vec::new(),
+    };
+    walker.refuse_unknown(
+        root,
+        "",
+        &["calendar", "attendance", "flags", "sections", "sla"],
+    );
     let calendar = read_calendar(&mut walker, root);
     let attendance = read_attendance(&mut walker, root);
     let flags = read_flags(&mut walker, root);
     let sections = read_sections(&mut walker, root);
     let sla = read_sla(&mut walker, root);
     match calendar {
-        Some(calendar) if walker.problems.is_empty() => Ok(Config { calendar, attendance, flags, sections, sla }),
-        _ => Err(ConfigError { problems: walker.problems }),
+        Some(calendar) if walker.problems.is_empty() => Ok(Config {
+            calendar,
+            attendance,
+            flags,
+            sections,
+            sla,
+        }),
+        _ => Err(ConfigError {
+            problems: walker.problems,
+        }),
     }
 }
 
@@ -197,12 +301,20 @@ fn read_calendar(walker: &mut Walker, root: &dyn TableLike) -> Option<Calendar> 
     let (first_day, last_day) = (first_day?, last_day?);
     if first_day > last_day {
         let span = table.get("last_day").and_then(|item| item.span());
-        walker.problem(span, "calendar.last_day", format!("{last_day} is before first_day {first_day}"));
+        walker.problem(
+            span,
+            "calendar.last_day",
+            format!("{last_day} is before first_day {first_day}"),
+        );
         return None;
     }
     if last_day.0 - first_day.0 > 731 {
         let span = table.get("last_day").and_then(|item| item.span());
-        walker.problem(span, "calendar.last_day", "a calendar covers one school year (at most two years from first_day)");
+        walker.problem(
+            span,
+            "calendar.last_day",
+            "a calendar covers one school year (at most two years from first_day)",
+        );
         return None;
     }
     Some(Calendar::new(first_day, last_day, holidays))
@@ -210,19 +322,48 @@ fn read_calendar(walker: &mut Walker, root: &dyn TableLike) -> Option<Calendar> 
 
 fn read_attendance(walker: &mut Walker, root: &dyn TableLike) -> AttendanceParams {
     let defaults = AttendanceParams::default();
-    let Some(table) = walker.table(root, "", "attendance") else { return defaults };
+    let Some(table) = walker.table(root, "", "attendance") else {
+        return defaults;
+    };
     let path = "attendance";
-    walker.refuse_unknown(table, path, &["chronic_min_days_enrolled", "chronic_absence_min_percent", "window_instructional_days"]);
+    walker.refuse_unknown(
+        table,
+        path,
+        &[
+            "chronic_min_days_enrolled",
+            "chronic_absence_min_percent",
+            "window_instructional_days",
+        ],
+    );
     AttendanceParams {
-        chronic_min_days_enrolled: walker.integer(table, path, "chronic_min_days_enrolled", defaults.chronic_min_days_enrolled, 0),
-        chronic_absence_min: walker.percent(table, path, "chronic_absence_min_percent", defaults.chronic_absence_min),
-        window_instructional_days: walker.integer(table, path, "window_instructional_days", defaults.window_instructional_days, 1),
+        chronic_min_days_enrolled: walker.integer(
+            table,
+            path,
+            "chronic_min_days_enrolled",
+            defaults.chronic_min_days_enrolled,
+            0,
+        ),
+        chronic_absence_min: walker.percent(
+            table,
+            path,
+            "chronic_absence_min_percent",
+            defaults.chronic_absence_min,
+        ),
+        window_instructional_days: walker.integer(
+            table,
+            path,
+            "window_instructional_days",
+            defaults.window_instructional_days,
+            1,
+        ),
     }
 }
 
 fn read_flags(walker: &mut Walker, root: &dyn TableLike) -> FlagParams {
     let d = FlagParams::default();
-    let Some(table) = walker.table(root, "", "flags") else { return d };
+    let Some(table) = walker.table(root, "", "flags") else {
+        return d;
+    };
     let path = "flags";
     walker.refuse_unknown(
         table,
@@ -237,61 +378,176 @@ fn read_flags(walker: &mut Walker, root: &dyn TableLike) -> FlagParams {
         ],
     );
     FlagParams {
-        attendance_min_days_enrolled: walker.integer(table, path, "attendance_min_days_enrolled", d.attendance_min_days_enrolled, 0),
-        attendance_rate_below: walker.percent(table, path, "attendance_rate_below_percent", d.attendance_rate_below),
-        behavior_min_suspensions: walker.integer(table, path, "behavior_min_suspensions", d.behavior_min_suspensions, 1),
-        behavior_min_incidents_30: walker.integer(table, path, "behavior_min_incidents_30", d.behavior_min_incidents_30, 1),
-        course_min_failing_core: walker.integer(table, path, "course_min_failing_core", d.course_min_failing_core, 1),
-        course_min_failing_marks: walker.integer(table, path, "course_min_failing_marks", d.course_min_failing_marks, 1),
+        attendance_min_days_enrolled: walker.integer(
+            table,
+            path,
+            "attendance_min_days_enrolled",
+            d.attendance_min_days_enrolled,
+            0,
+        ),
+        attendance_rate_below: walker.percent(
+            table,
+            path,
+            "attendance_rate_below_percent",
+            d.attendance_rate_below,
+        ),
+        behavior_min_suspensions: walker.integer(
+            table,
+            path,
+            "behavior_min_suspensions",
+            d.behavior_min_suspensions,
+            1,
+        ),
+        behavior_min_incidents_30: walker.integer(
+            table,
+            path,
+            "behavior_min_incidents_30",
+            d.behavior_min_incidents_30,
+            1,
+        ),
+        course_min_failing_core: walker.integer(
+            table,
+            path,
+            "course_min_failing_core",
+            d.course_min_failing_core,
+            1,
+        ),
+        course_min_failing_marks: walker.integer(
+            table,
+            path,
+            "course_min_failing_marks",
+            d.course_min_failing_marks,
+            1,
+        ),
     }
 }
 
 fn read_sections(walker: &mut Walker, root: &dyn TableLike) -> SectionParams {
     let d = SectionParams::default();
-    let Some(table) = walker.table(root, "", "sections") else { return d };
+    let Some(table) = walker.table(root, "", "sections") else {
+        return d;
+    };
     let path = "sections";
     walker.refuse_unknown(table, path, &["cap", "capped_subjects", "capped_levels"]);
     SectionParams {
         cap: walker.integer(table, path, "cap", d.cap, 0),
-        capped_subjects: walker.name_list(table, path, "capped_subjects", d.capped_subjects, Subject::parse, Subject::domain()),
-        capped_levels: walker.name_list(table, path, "capped_levels", d.capped_levels, SchoolLevel::parse, SchoolLevel::domain()),
+        capped_subjects: walker.name_list(
+            table,
+            path,
+            "capped_subjects",
+            d.capped_subjects,
+            Subject::parse,
+            Subject::domain(),
+        ),
+        capped_levels: walker.name_list(
+            table,
+            path,
+            "capped_levels",
+            d.capped_levels,
+            SchoolLevel::parse,
+            SchoolLevel::domain(),
+        ),
     }
 }
 
 fn read_sla(walker: &mut Walker, root: &dyn TableLike) -> SlaParams {
     let d = SlaParams::default();
-    let Some(table) = walker.table(root, "", "sla") else { return d };
-    walker.refuse_unknown(table, "sla", &["at_risk_percent", "breached_percent", "facilities", "family"]);
+    let Some(table) = walker.table(root, "", "sla") else {
+        return d;
+    };
+    walker.refuse_unknown(
+        table,
+        "sla",
+        &[
+            "at_risk_percent",
+            "breached_percent",
+            "facilities",
+            "family",
+        ],
+    );
     SlaParams {
         at_risk: walker.percent(table, "sla", "at_risk_percent", d.at_risk),
         breached: walker.percent(table, "sla", "breached_percent", d.breached),
-        facilities: read_queue(walker, table, "facilities", &["emergency", "urgent", "routine"], d.facilities),
+        facilities: read_queue(
+            walker,
+            table,
+            "facilities",
+            &["emergency", "urgent", "routine"],
+            d.facilities,
+        ),
         family: read_queue(walker, table, "family", &["any"], d.family),
     }
 }
 
-fn read_queue(walker: &mut Walker, sla: &dyn TableLike, queue: &str, priorities: &[&str], defaults: QueueSla) -> QueueSla {
-    let Some(table) = walker.table(sla, "sla", queue) else { return defaults };
+fn read_queue(
+    walker: &mut Walker,
+    sla: &dyn TableLike,
+    queue: &str,
+    priorities: &[&str],
+    defaults: QueueSla,
+) -> QueueSla {
+    let Some(table) = walker.table(sla, "sla", queue) else {
+        return defaults;
+    };
     let path = format!("sla.{queue}");
     let mut allowed = vec!["business_day_start", "business_day_end"];
     allowed.extend_from_slice(priorities);
     walker.refuse_unknown(table, &path, &allowed);
-    let start = walker.clock_time(table, &path, "business_day_start", defaults.business_day_start_minute);
-    let end = walker.clock_time(table, &path, "business_day_end", defaults.business_day_end_minute);
+    let start = walker.clock_time(
+        table,
+        &path,
+        "business_day_start",
+        defaults.business_day_start_minute,
+    );
+    let end = walker.clock_time(
+        table,
+        &path,
+        "business_day_end",
+        defaults.business_day_end_minute,
+    );
     if start >= end {
         let span = table.get("business_day_end").and_then(|item| item.span());
-        walker.problem(span, &join(&path, "business_day_end"), "must be after business_day_start");
+        walker.problem(
+            span,
+            &join(&path, "business_day_end"),
+            "must be after business_day_start",
+        );
     }
     let mut targets = defaults.targets.clone();
     for (priority_name, (priority, target)) in priorities.iter().zip(targets.iter_mut()) {
-        debug_assert_eq!(priority.map(TicketPriority::as_str).unwrap_or("any"), *priority_name);
-        let Some(sub) = walker.table(table, &path, priority_name) else { continue };
+        debug_assert_eq!(
+            priority.map(TicketPriority::as_str).unwrap_or("any"),
+            *priority_name
+        );
+        let Some(sub) = walker.table(table, &path, priority_name) else {
+            continue;
+        };
         let sub_path = join(&path, priority_name);
-        walker.refuse_unknown(sub, &sub_path, &["response_business_hours", "resolution_business_days"]);
-        target.response_business_hours = walker.integer(sub, &sub_path, "response_business_hours", target.response_business_hours, 1);
-        target.resolution_business_days = walker.integer(sub, &sub_path, "resolution_business_days", target.resolution_business_days, 1);
+        walker.refuse_unknown(
+            sub,
+            &sub_path,
+            &["response_business_hours", "resolution_business_days"],
+        );
+        target.response_business_hours = walker.integer(
+            sub,
+            &sub_path,
+            "response_business_hours",
+            target.response_business_hours,
+            1,
+        );
+        target.resolution_business_days = walker.integer(
+            sub,
+            &sub_path,
+            "resolution_business_days",
+            target.resolution_business_days,
+            1,
+        );
     }
-    QueueSla { business_day_start_minute: start, business_day_end_minute: end, targets }
+    QueueSla {
+        business_day_start_minute: start,
+        business_day_end_minute: end,
+        targets,
+    }
 }
 
 #[cfg(test)]
@@ -300,7 +556,9 @@ mod tests {
 
     #[test]
     fn a_file_with_only_a_calendar_takes_every_default() {
-        let config = parse_config("[calendar]\nfirst_day = \"2026-08-31\"\nlast_day = 2027-05-10\n").unwrap();
+        let config =
+            parse_config("[calendar]\nfirst_day = \"2026-08-31\"\nlast_day = 2027-05-10\n")
+                .unwrap();
         assert_eq!(config.attendance, AttendanceParams::default());
         assert_eq!(config.flags, FlagParams::default());
         assert_eq!(config.sections, SectionParams::default());
@@ -313,7 +571,10 @@ mod tests {
         let config = Config::example();
         assert_eq!(config.calendar.instructional_days().len(), 180);
         assert_eq!(config.attendance.chronic_absence_min, 1_000);
-        assert_eq!(config.sla.facilities.targets[1].1.resolution_business_days, 3);
+        assert_eq!(
+            config.sla.facilities.targets[1].1.resolution_business_days,
+            3
+        );
     }
 
     #[test]
@@ -327,12 +588,19 @@ mod tests {
             (4, "calendar.holiday", "unknown key"),
             (2, "calendar.first_day", "expected a date"),
             (8, "attendance.window_days", "unknown key"),
-            (7, "attendance.chronic_absence_min_percent", "not a percentage"),
+            (
+                7,
+                "attendance.chronic_absence_min_percent",
+                "not a percentage",
+            ),
             (10, "sections.capped_levels", "expected one of"),
         ];
         for (line, key, message) in expect {
             assert!(
-                error.problems.iter().any(|p| p.line == Some(line) && p.key == key && p.message.contains(message)),
+                error
+                    .problems
+                    .iter()
+                    .any(|p| p.line == Some(line) && p.key == key && p.message.contains(message)),
                 "missing {line} {key} {message} in {rendered:#?}"
             );
         }
@@ -356,6 +624,13 @@ mod tests {
         let text = "[calendar]\nfirst_day = 2027-01-01\nlast_day = 2026-01-01\n[sla.family]\nbusiness_day_start = \"18:00\"\nany = { response_business_hours = 0 }\n";
         let error = parse_config(text).unwrap_err();
         let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, ["calendar.last_day", "sla.family.business_day_end", "sla.family.any.response_business_hours"]);
+        assert_eq!(
+            keys,
+            [
+                "calendar.last_day",
+                "sla.family.business_day_end",
+                "sla.family.any.response_business_hours"
+            ]
+        );
     }
 }

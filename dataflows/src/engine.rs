@@ -41,7 +41,10 @@ impl EngineParams {
     pub fn from_config(config: &Config) -> EngineParams {
         EngineParams {
             calendar: Arc::new(config.calendar.clone()),
-            student: Arc::new(StudentParams { attendance: config.attendance.clone(), flags: config.flags.clone() }),
+            student: Arc::new(StudentParams {
+                attendance: config.attendance.clone(),
+                flags: config.flags.clone(),
+            }),
             sections: Arc::new(config.sections.clone()),
         }
     }
@@ -70,6 +73,7 @@ pub struct Engine<'w> {
     probe: ProbeHandle<u64>,
     epoch: u64,
     outputs: Outputs,
+    calendar: Arc<Calendar>,
 }
 
 impl Engine<'_> {
@@ -78,7 +82,11 @@ impl Engine<'_> {
         match fact {
             Fact::Student(student, fact) => self.students.update((student, fact), diff),
             Fact::School(school, info) => self.schools.update((school, info), diff),
-            Fact::Section { school, subject, enrolled } => self.sections.update((school, (subject, enrolled)), diff),
+            Fact::Section {
+                school,
+                subject,
+                enrolled,
+            } => self.sections.update((school, (subject, enrolled)), diff),
         }
     }
 
@@ -99,6 +107,19 @@ impl Engine<'_> {
         let probe = &self.probe;
         self.worker.step_while(|| probe.less_than(&(epoch + 1)));
         epoch
+    }
+
+    /// Lets the workers process what has been fed so far, without closing the epoch.
+    pub fn step(&mut self) {
+        self.students.flush();
+        self.schools.flush();
+        self.sections.flush();
+        self.worker.step();
+    }
+
+    /// The school calendar the engine evaluates with.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
     }
 
     /// The epoch now open.
@@ -127,16 +148,43 @@ where
     let outputs = Outputs::default();
     let guards = timely::execute(timely::Config::process(workers.max(1)), move |worker| {
         let (students, schools, sections, clock, probe) = build(worker, &params, &outputs);
-        let mut engine = Engine { worker, students, schools, sections, clock, probe, epoch: 0, outputs: outputs.clone() };
-        let driver = if engine.worker.index() == 0 { driver.lock().expect("driver").take() } else { None };
+        let calendar = params.calendar.clone();
+        let mut engine = Engine {
+            worker,
+            students,
+            schools,
+            sections,
+            clock,
+            probe,
+            epoch: 0,
+            outputs: outputs.clone(),
+            calendar,
+        };
+        let driver = if engine.worker.index() == 0 {
+            driver.lock().expect("driver").take()
+        } else {
+            None
+        };
         let result = driver.map(|driver| driver(&mut engine));
-        let Engine { worker, students, schools, sections, clock, .. } = engine;
+        let Engine {
+            worker,
+            students,
+            schools,
+            sections,
+            clock,
+            ..
+        } = engine;
         drop((students, schools, sections, clock));
         while worker.step_or_park(None) {}
         result
     })?;
-    let mut results = guards.join().into_iter().collect::<Result<Vec<_>, String>>()?;
-    results.swap_remove(0).ok_or_else(|| String::from("worker 0 returned no result"))
+    let mut results = guards
+        .join()
+        .into_iter()
+        .collect::<Result<Vec<_>, String>>()?;
+    results
+        .swap_remove(0)
+        .ok_or_else(|| String::from("worker 0 returned no result"))
 }
 
 type Inputs = (
@@ -162,7 +210,12 @@ fn build(worker: &mut Worker, params: &EngineParams, outputs: &Outputs) -> Input
             params.student.clone(),
             outputs.rows.clone(),
         );
-        let counts = rollup_counts(contributions, schools.clone(), sections, params.sections.clone());
+        let counts = rollup_counts(
+            contributions,
+            schools.clone(),
+            sections,
+            params.sections.clone(),
+        );
         let probe = ProbeHandle::new();
         let count_sink = outputs.counts.clone();
         counts
@@ -176,7 +229,11 @@ fn build(worker: &mut Worker, params: &EngineParams, outputs: &Outputs) -> Input
     })
 }
 
-fn accumulate<K: std::hash::Hash + Eq + Copy>(sink: &Mutex<FxHashMap<K, i64>>, key: K, diff: isize) {
+fn accumulate<K: std::hash::Hash + Eq + Copy>(
+    sink: &Mutex<FxHashMap<K, i64>>,
+    key: K,
+    diff: isize,
+) {
     let mut map = sink.lock().expect("sink");
     let count = map.entry(key).or_insert(0);
     *count += diff as i64;

@@ -107,23 +107,91 @@ impl StudentState {
     pub fn apply(&mut self, fact: StudentFact, diff: isize) -> bool {
         debug_assert!(diff == 1 || diff == -1);
         match fact {
-            StudentFact::Enrollment { school, entry, exit, tie } => {
-                let changed = change(&mut self.enrollments, Enrollment { school, entry, exit, tie }, diff);
+            StudentFact::Enrollment {
+                school,
+                entry,
+                exit,
+                tie,
+            } => {
+                let changed = change(
+                    &mut self.enrollments,
+                    Enrollment {
+                        school,
+                        entry,
+                        exit,
+                        tie,
+                    },
+                    diff,
+                );
                 self.segments = school_timeline(&self.enrollments);
                 changed
             }
             StudentFact::Absence { day } => self.change_absence(day, diff),
-            StudentFact::Discipline { school, date, action, days_hundredths } => {
-                change(&mut self.discipline, Discipline { school, date, action, days_hundredths }, diff)
-            }
-            StudentFact::Grade { term, course, subject, mark, date, tie } => {
-                change(&mut self.grades, Grade { term, course, subject, mark, date, tie }, diff)
-            }
+            StudentFact::Discipline {
+                school,
+                date,
+                action,
+                days_hundredths,
+            } => change(
+                &mut self.discipline,
+                Discipline {
+                    school,
+                    date,
+                    action,
+                    days_hundredths,
+                },
+                diff,
+            ),
+            StudentFact::Grade {
+                term,
+                course,
+                subject,
+                mark,
+                date,
+                tie,
+            } => change(
+                &mut self.grades,
+                Grade {
+                    term,
+                    course,
+                    subject,
+                    mark,
+                    date,
+                    tie,
+                },
+                diff,
+            ),
             StudentFact::HealthVisit { date } => change(&mut self.health_visits, date, diff),
-            StudentFact::Program { program, begin, end } => change(&mut self.programs, Program { program, begin, end }, diff),
-            StudentFact::Caseload { staff, role, begin, end, tie } => {
-                change(&mut self.caseloads, Caseload { staff, role, begin, end, tie }, diff)
-            }
+            StudentFact::Program {
+                program,
+                begin,
+                end,
+            } => change(
+                &mut self.programs,
+                Program {
+                    program,
+                    begin,
+                    end,
+                },
+                diff,
+            ),
+            StudentFact::Caseload {
+                staff,
+                role,
+                begin,
+                end,
+                tie,
+            } => change(
+                &mut self.caseloads,
+                Caseload {
+                    staff,
+                    role,
+                    begin,
+                    end,
+                    tie,
+                },
+                diff,
+            ),
         }
     }
 
@@ -156,7 +224,10 @@ impl StudentState {
     /// The segment covering `day`, if the student is enrolled on it.
     pub fn segment_on(&self, day: Day) -> Option<&Segment> {
         let index = self.segments.partition_point(|segment| segment.from <= day);
-        index.checked_sub(1).map(|i| &self.segments[i]).filter(|segment| segment.covers(day))
+        index
+            .checked_sub(1)
+            .map(|i| &self.segments[i])
+            .filter(|segment| segment.covers(day))
     }
 }
 
@@ -164,7 +235,10 @@ impl StudentState {
 /// wins, ties broken by the greatest record id. Built from the enrollments' boundaries
 /// (a student has a handful), so it costs nothing per day.
 pub fn school_timeline(enrollments: &[Enrollment]) -> Vec<Segment> {
-    let mut boundaries: Vec<Day> = enrollments.iter().flat_map(|e| std::iter::once(e.entry).chain(e.exit)).collect();
+    let mut boundaries: Vec<Day> = enrollments
+        .iter()
+        .flat_map(|e| std::iter::once(e.entry).chain(e.exit))
+        .collect();
     boundaries.sort_unstable();
     boundaries.dedup();
     let mut segments: Vec<Segment> = Vec::new();
@@ -176,8 +250,14 @@ pub fn school_timeline(enrollments: &[Enrollment]) -> Vec<Segment> {
             .max_by(|a, b| (a.entry, &a.tie).cmp(&(b.entry, &b.tie)));
         let Some(winner) = winner else { continue };
         match segments.last_mut() {
-            Some(last) if last.school == winner.school && last.until == Some(from) => last.until = until,
-            _ => segments.push(Segment { from, until, school: winner.school }),
+            Some(last) if last.school == winner.school && last.until == Some(from) => {
+                last.until = until
+            }
+            _ => segments.push(Segment {
+                from,
+                until,
+                school: winner.school,
+            }),
         }
     }
     segments
@@ -192,28 +272,69 @@ mod tests {
     }
 
     fn enrollment(school: u32, entry: i32, exit: Option<i32>, tie: &str) -> Enrollment {
-        Enrollment { school: Sym(school), entry: day(entry), exit: exit.map(day), tie: tie.into() }
+        Enrollment {
+            school: Sym(school),
+            entry: day(entry),
+            exit: exit.map(day),
+            tie: tie.into(),
+        }
     }
 
     #[test]
     fn a_later_overlapping_enrollment_wins_and_the_earlier_resumes() {
-        let timeline = school_timeline(&[enrollment(1, 0, None, "a"), enrollment(2, 10, Some(20), "b")]);
+        let timeline = school_timeline(&[
+            enrollment(1, 0, None, "a"),
+            enrollment(2, 10, Some(20), "b"),
+        ]);
         assert_eq!(
             timeline,
             vec![
-                Segment { from: day(0), until: Some(day(10)), school: Sym(1) },
-                Segment { from: day(10), until: Some(day(20)), school: Sym(2) },
-                Segment { from: day(20), until: None, school: Sym(1) },
+                Segment {
+                    from: day(0),
+                    until: Some(day(10)),
+                    school: Sym(1)
+                },
+                Segment {
+                    from: day(10),
+                    until: Some(day(20)),
+                    school: Sym(2)
+                },
+                Segment {
+                    from: day(20),
+                    until: None,
+                    school: Sym(1)
+                },
             ]
         );
     }
 
     #[test]
     fn ties_on_entry_go_to_the_greatest_id_and_gaps_are_not_enrolled() {
-        let timeline = school_timeline(&[enrollment(1, 0, Some(5), "a"), enrollment(2, 0, Some(5), "b"), enrollment(3, 8, None, "c")]);
-        assert_eq!(timeline[0], Segment { from: day(0), until: Some(day(5)), school: Sym(2) });
-        assert_eq!(timeline[1], Segment { from: day(8), until: None, school: Sym(3) });
-        let state = StudentState { segments: timeline, ..Default::default() };
+        let timeline = school_timeline(&[
+            enrollment(1, 0, Some(5), "a"),
+            enrollment(2, 0, Some(5), "b"),
+            enrollment(3, 8, None, "c"),
+        ]);
+        assert_eq!(
+            timeline[0],
+            Segment {
+                from: day(0),
+                until: Some(day(5)),
+                school: Sym(2)
+            }
+        );
+        assert_eq!(
+            timeline[1],
+            Segment {
+                from: day(8),
+                until: None,
+                school: Sym(3)
+            }
+        );
+        let state = StudentState {
+            segments: timeline,
+            ..Default::default()
+        };
         assert!(state.segment_on(day(6)).is_none());
         assert_eq!(state.segment_on(day(100)).unwrap().school, Sym(3));
     }

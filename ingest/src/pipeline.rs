@@ -36,7 +36,10 @@ struct Block {
 
 /// Decodes `reader` on `threads` threads; yields blocks of decoded lines in input order.
 /// Blank lines are skipped. An IO error ends the stream with that error.
-pub fn read_ndjson<R: Read + Send + 'static>(reader: R, threads: usize) -> impl Iterator<Item = io::Result<Vec<Decoded>>> {
+pub fn read_ndjson<R: Read + Send + 'static>(
+    reader: R,
+    threads: usize,
+) -> impl Iterator<Item = io::Result<Vec<Decoded>>> {
     let threads = threads.max(1);
     let mut block_senders = Vec::new();
     let mut result_receivers = Vec::new();
@@ -53,7 +56,11 @@ pub fn read_ndjson<R: Read + Send + 'static>(reader: R, threads: usize) -> impl 
             let _ = error_tx.send(error);
         }
     });
-    InOrder { receivers: result_receivers, next: 0, error: Some(error_rx) }
+    InOrder {
+        receivers: result_receivers,
+        next: 0,
+        error: Some(error_rx),
+    }
 }
 
 struct InOrder {
@@ -71,7 +78,11 @@ impl Iterator for InOrder {
         match self.receivers[index].recv() {
             Ok(result) => Some(result),
             // Every decoder has finished: report a read error, if the reader had one.
-            Err(_) => self.error.take().and_then(|error| error.recv().ok()).map(Err),
+            Err(_) => self
+                .error
+                .take()
+                .and_then(|error| error.recv().ok())
+                .map(Err),
         }
     }
 }
@@ -111,7 +122,10 @@ fn cut_blocks<R: Read>(mut reader: R, senders: &[SyncSender<Block>]) -> io::Resu
             }
         }
         let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-        let block = Block { first_line: next_line, bytes };
+        let block = Block {
+            first_line: next_line,
+            bytes,
+        };
         next_line += lines;
         if senders[index % senders.len()].send(block).is_err() {
             return Ok(()); // the consumer has gone away
@@ -139,8 +153,15 @@ fn decode_block(block: &Block) -> Vec<Decoded> {
         }
         let number = block.first_line + offset as u64;
         out.push(match decode_line(line) {
-            Ok(event) => Decoded::Record { line: number, event },
-            Err(reason) => Decoded::Rejected(Rejected { line: number, reason, raw: String::from_utf8_lossy(line).into_owned() }),
+            Ok(event) => Decoded::Record {
+                line: number,
+                event,
+            },
+            Err(reason) => Decoded::Rejected(Rejected {
+                line: number,
+                reason,
+                raw: String::from_utf8_lossy(line).into_owned(),
+            }),
         });
     }
     out

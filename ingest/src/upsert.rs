@@ -10,8 +10,8 @@
 //! of the district's ~20 million stored keys about as likely as 1 in 10^24.
 
 use model::{
-    CaseloadRole, Day, DisciplineAction, Event, EventBody, Fact, Interner, Mark, ProgramKind, RecordKey,
-    SchoolInfo, SchoolLevel, StudentFact, Subject, Sym,
+    CaseloadRole, Day, DisciplineAction, Event, EventBody, Fact, Interner, Mark, ProgramKind,
+    RecordKey, SchoolInfo, SchoolLevel, StudentFact, Subject, Sym,
 };
 use rustc_hash::FxHashMap;
 
@@ -30,16 +30,60 @@ pub struct Names {
 /// What a stored key contributes, without the text the key itself carries.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Stored {
-    Absence { student: Sym, day: Day },
-    Enrollment { student: Sym, school: Sym, entry: Day, exit: Option<Day> },
-    Discipline { student: Sym, school: Sym, date: Day, action: DisciplineAction, days_hundredths: u32 },
-    Grade { student: Sym, term: Sym, course: Sym, subject: Subject, mark: Mark, date: Day },
-    HealthVisit { student: Sym, date: Day },
-    Program { student: Sym, program: ProgramKind, begin: Day, end: Option<Day> },
-    Caseload { student: Sym, staff: Sym, role: CaseloadRole, begin: Day, end: Option<Day> },
+    Absence {
+        student: Sym,
+        day: Day,
+    },
+    Enrollment {
+        student: Sym,
+        school: Sym,
+        entry: Day,
+        exit: Option<Day>,
+    },
+    Discipline {
+        student: Sym,
+        school: Sym,
+        date: Day,
+        action: DisciplineAction,
+        days_hundredths: u32,
+    },
+    Grade {
+        student: Sym,
+        term: Sym,
+        course: Sym,
+        subject: Subject,
+        mark: Mark,
+        date: Day,
+    },
+    HealthVisit {
+        student: Sym,
+        date: Day,
+    },
+    Program {
+        student: Sym,
+        program: ProgramKind,
+        begin: Day,
+        end: Option<Day>,
+    },
+    Caseload {
+        student: Sym,
+        staff: Sym,
+        role: CaseloadRole,
+        begin: Day,
+        end: Option<Day>,
+    },
     /// The school's own id is the record's id.
-    School { level: SchoolLevel, local_district: Sym, community: Sym, region: Sym },
-    Section { school: Sym, subject: Subject, enrolled: u32 },
+    School {
+        level: SchoolLevel,
+        local_district: Sym,
+        community: Sym,
+        region: Sym,
+    },
+    Section {
+        school: Sym,
+        subject: Subject,
+        enrolled: u32,
+    },
 }
 
 /// Counts of what the stage has seen, for operators.
@@ -104,26 +148,55 @@ impl Upsert {
     fn stored_of(&mut self, body: &EventBody) -> Option<Stored> {
         let n = &mut self.names;
         Some(match body {
-            EventBody::Attendance { student_id, date, status, .. } => {
+            EventBody::Attendance {
+                student_id,
+                date,
+                status,
+                ..
+            } => {
                 if !status.is_absence() {
                     return None;
                 }
-                Stored::Absence { student: n.students.intern(student_id), day: *date }
+                Stored::Absence {
+                    student: n.students.intern(student_id),
+                    day: *date,
+                }
             }
-            EventBody::Enrollment { student_id, school_id, entry_date, exit_date, .. } => Stored::Enrollment {
+            EventBody::Enrollment {
+                student_id,
+                school_id,
+                entry_date,
+                exit_date,
+                ..
+            } => Stored::Enrollment {
                 student: n.students.intern(student_id),
                 school: n.schools.intern(school_id),
                 entry: *entry_date,
                 exit: *exit_date,
             },
-            EventBody::Discipline { student_id, school_id, date, action, days_hundredths, .. } => Stored::Discipline {
+            EventBody::Discipline {
+                student_id,
+                school_id,
+                date,
+                action,
+                days_hundredths,
+                ..
+            } => Stored::Discipline {
                 student: n.students.intern(student_id),
                 school: n.schools.intern(school_id),
                 date: *date,
                 action: *action,
                 days_hundredths: *days_hundredths,
             },
-            EventBody::Grade { student_id, term, course_id, subject, mark, date, .. } => Stored::Grade {
+            EventBody::Grade {
+                student_id,
+                term,
+                course_id,
+                subject,
+                mark,
+                date,
+                ..
+            } => Stored::Grade {
                 student: n.students.intern(student_id),
                 term: n.terms.intern(term),
                 course: n.courses.intern(course_id),
@@ -131,29 +204,54 @@ impl Upsert {
                 mark: *mark,
                 date: *date,
             },
-            EventBody::HealthVisit { student_id, date, .. } => {
-                Stored::HealthVisit { student: n.students.intern(student_id), date: *date }
-            }
-            EventBody::Program { student_id, program, begin_date, end_date } => Stored::Program {
+            EventBody::HealthVisit {
+                student_id, date, ..
+            } => Stored::HealthVisit {
+                student: n.students.intern(student_id),
+                date: *date,
+            },
+            EventBody::Program {
+                student_id,
+                program,
+                begin_date,
+                end_date,
+            } => Stored::Program {
                 student: n.students.intern(student_id),
                 program: *program,
                 begin: *begin_date,
                 end: *end_date,
             },
-            EventBody::Caseload { student_id, staff_id, role, begin_date, end_date } => Stored::Caseload {
+            EventBody::Caseload {
+                student_id,
+                staff_id,
+                role,
+                begin_date,
+                end_date,
+            } => Stored::Caseload {
                 student: n.students.intern(student_id),
                 staff: n.staff.intern(staff_id),
                 role: *role,
                 begin: *begin_date,
                 end: *end_date,
             },
-            EventBody::School { level, local_district, community, region, .. } => Stored::School {
+            EventBody::School {
+                level,
+                local_district,
+                community,
+                region,
+                ..
+            } => Stored::School {
                 level: *level,
                 local_district: n.areas.intern(local_district),
                 community: n.areas.intern(community),
                 region: n.areas.intern(region),
             },
-            EventBody::Section { school_id, subject, enrolled, .. } => Stored::Section {
+            EventBody::Section {
+                school_id,
+                subject,
+                enrolled,
+                ..
+            } => Stored::Section {
                 school: n.schools.intern(school_id),
                 subject: *subject,
                 enrolled: *enrolled,
@@ -167,27 +265,109 @@ impl Upsert {
         let student = |student: Sym, fact: StudentFact| Fact::Student(student, fact);
         match stored {
             Stored::Absence { student: s, day } => student(s, StudentFact::Absence { day }),
-            Stored::Enrollment { student: s, school, entry, exit } => {
-                student(s, StudentFact::Enrollment { school, entry, exit, tie })
-            }
-            Stored::Discipline { student: s, school, date, action, days_hundredths } => {
-                student(s, StudentFact::Discipline { school, date, action, days_hundredths })
-            }
-            Stored::Grade { student: s, term, course, subject, mark, date } => student(
+            Stored::Enrollment {
+                student: s,
+                school,
+                entry,
+                exit,
+            } => student(
                 s,
-                StudentFact::Grade { term: self.names.terms.resolve(term).into(), course, subject, mark, date, tie },
+                StudentFact::Enrollment {
+                    school,
+                    entry,
+                    exit,
+                    tie,
+                },
             ),
-            Stored::HealthVisit { student: s, date } => student(s, StudentFact::HealthVisit { date }),
-            Stored::Program { student: s, program, begin, end } => student(s, StudentFact::Program { program, begin, end }),
-            Stored::Caseload { student: s, staff, role, begin, end } => {
-                student(s, StudentFact::Caseload { staff, role, begin, end, tie })
+            Stored::Discipline {
+                student: s,
+                school,
+                date,
+                action,
+                days_hundredths,
+            } => student(
+                s,
+                StudentFact::Discipline {
+                    school,
+                    date,
+                    action,
+                    days_hundredths,
+                },
+            ),
+            Stored::Grade {
+                student: s,
+                term,
+                course,
+                subject,
+                mark,
+                date,
+            } => student(
+                s,
+                StudentFact::Grade {
+                    term: self.names.terms.resolve(term).into(),
+                    course,
+                    subject,
+                    mark,
+                    date,
+                    tie,
+                },
+            ),
+            Stored::HealthVisit { student: s, date } => {
+                student(s, StudentFact::HealthVisit { date })
             }
-            Stored::School { level, local_district, community, region, .. } => Fact::School(
-                self.names.schools.intern(&key.id),
-                SchoolInfo { level, local_district, community, region },
+            Stored::Program {
+                student: s,
+                program,
+                begin,
+                end,
+            } => student(
+                s,
+                StudentFact::Program {
+                    program,
+                    begin,
+                    end,
+                },
             ),
-            Stored::Section { school, subject, enrolled } => Fact::Section { school, subject, enrolled },
+            Stored::Caseload {
+                student: s,
+                staff,
+                role,
+                begin,
+                end,
+            } => student(
+                s,
+                StudentFact::Caseload {
+                    staff,
+                    role,
+                    begin,
+                    end,
+                    tie,
+                },
+            ),
+            Stored::School {
+                level,
+                local_district,
+                community,
+                region,
+                ..
+            } => Fact::School(
+                self.names.schools.intern(&key.id),
+                SchoolInfo {
+                    level,
+                    local_district,
+                    community,
+                    region,
+                },
+            ),
+            Stored::Section {
+                school,
+                subject,
+                enrolled,
+            } => Fact::Section {
+                school,
+                subject,
+                enrolled,
+            },
         }
     }
 }
-

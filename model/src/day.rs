@@ -4,7 +4,19 @@ use chrono::{Datelike, NaiveDate};
 use std::fmt;
 
 /// A calendar day: days since 1970-01-01. `Ord`, `Copy`, four bytes.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Day(pub i32);
 
 const UNIX_EPOCH_FROM_CE: i32 = 719_163;

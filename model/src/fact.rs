@@ -16,14 +16,45 @@ use serde::{Deserialize, Serialize};
 /// `tie` fields carry the record id where the definitions break ties by "greatest id".
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 pub enum StudentFact {
-    Enrollment { school: Sym, entry: Day, exit: Option<Day>, tie: Text },
+    Enrollment {
+        school: Sym,
+        entry: Day,
+        exit: Option<Day>,
+        tie: Text,
+    },
     /// One absence record for the day (several records on one day are several facts).
-    Absence { day: Day },
-    Discipline { school: Sym, date: Day, action: DisciplineAction, days_hundredths: u32 },
-    Grade { term: Text, course: Sym, subject: Subject, mark: Mark, date: Day, tie: Text },
-    HealthVisit { date: Day },
-    Program { program: ProgramKind, begin: Day, end: Option<Day> },
-    Caseload { staff: Sym, role: CaseloadRole, begin: Day, end: Option<Day>, tie: Text },
+    Absence {
+        day: Day,
+    },
+    Discipline {
+        school: Sym,
+        date: Day,
+        action: DisciplineAction,
+        days_hundredths: u32,
+    },
+    Grade {
+        term: Text,
+        course: Sym,
+        subject: Subject,
+        mark: Mark,
+        date: Day,
+        tie: Text,
+    },
+    HealthVisit {
+        date: Day,
+    },
+    Program {
+        program: ProgramKind,
+        begin: Day,
+        end: Option<Day>,
+    },
+    Caseload {
+        staff: Sym,
+        role: CaseloadRole,
+        begin: Day,
+        end: Option<Day>,
+        tie: Text,
+    },
 }
 
 /// What the indicator dataflows need to know of a `school` record.
@@ -41,5 +72,9 @@ pub enum Fact {
     Student(Sym, StudentFact),
     School(Sym, SchoolInfo),
     /// A class section: its school, subject and head count (`section` records).
-    Section { school: Sym, subject: Subject, enrolled: u32 },
+    Section {
+        school: Sym,
+        subject: Subject,
+        enrolled: u32,
+    },
 }

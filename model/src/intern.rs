@@ -5,7 +5,19 @@ use compact_str::CompactString;
 use std::collections::HashMap;
 
 /// A dense symbol handed out by an [`Interner`]; meaningful only with that interner.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Sym(pub u32);
 
 /// Maps strings to dense symbols and back. One interner per identifier space

@@ -16,7 +16,10 @@ pub struct Rate {
 
 impl Rate {
     pub fn new(numerator: u64, denominator: u64) -> Rate {
-        Rate { numerator, denominator }
+        Rate {
+            numerator,
+            denominator,
+        }
     }
 
     /// `1 - part / whole`, the form of the attendance rates.
@@ -35,9 +38,15 @@ impl fmt::Display for Rate {
         if self.denominator == 0 {
             return write!(f, "null");
         }
-        let scaled = (u128::from(self.numerator) * 1_000_000_000 * 2 + u128::from(self.denominator))
+        let scaled = (u128::from(self.numerator) * 1_000_000_000 * 2
+            + u128::from(self.denominator))
             / (2 * u128::from(self.denominator));
-        write!(f, "{}.{:09}", scaled / 1_000_000_000, scaled % 1_000_000_000)
+        write!(
+            f,
+            "{}.{:09}",
+            scaled / 1_000_000_000,
+            scaled % 1_000_000_000
+        )
     }
 }
 
@@ -72,7 +81,10 @@ impl StudentRow {
     }
 
     pub fn attendance_rate_30(&self) -> Rate {
-        Rate::complement(u64::from(self.days_absent_30), u64::from(self.days_enrolled_30))
+        Rate::complement(
+            u64::from(self.days_absent_30),
+            u64::from(self.days_enrolled_30),
+        )
     }
 }
 

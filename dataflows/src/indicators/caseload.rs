@@ -12,7 +12,11 @@ pub fn counselor(state: &StudentState, as_of: &AsOf) -> Option<Sym> {
     state
         .caseloads
         .iter()
-        .filter(|c| c.role == CaseloadRole::Counselor && c.begin <= as_of.day && c.end.is_none_or(|end| as_of.day < end))
+        .filter(|c| {
+            c.role == CaseloadRole::Counselor
+                && c.begin <= as_of.day
+                && c.end.is_none_or(|end| as_of.day < end)
+        })
         .max_by(|a, b| (a.begin, &a.tie).cmp(&(b.begin, &b.tie)))
         .map(|c| c.staff)
 }

@@ -23,11 +23,16 @@ pub struct AsOf<'a> {
 
 impl<'a> AsOf<'a> {
     pub fn new(day: Day, calendar: &'a Calendar, window_days: u32) -> AsOf<'a> {
-        AsOf { day, calendar, window_start: calendar.window_start(day, window_days) }
+        AsOf {
+            day,
+            calendar,
+            window_start: calendar.window_start(day, window_days),
+        }
     }
 
     /// A dated record is within the window when its date is from the window's first day to D.
     pub fn within_window(&self, date: Day) -> bool {
-        self.window_start.is_some_and(|start| start <= date && date <= self.day)
+        self.window_start
+            .is_some_and(|start| start <= date && date <= self.day)
     }
 }

@@ -1,0 +1,222 @@
+//! The driver: reads canonical records in arrival order, moves the district clock,
+//! applies corrections through the upsert stage and feeds the engine. `replay` and the
+//! live `demo` share it; they differ in what they do when a day closes.
+
+use anyhow::{bail, Context, Result};
+use dataflows::{Engine, Snapshot};
+use ingest::{read_ndjson, Decoded, Names, Rejected, Upsert, UpsertStats};
+
+use model::Day;
+use std::io::Read;
+
+/// What happened while a day was the clock's day.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct DayStats {
+    pub records: u64,
+    pub rejected: u64,
+    pub fact_changes: u64,
+    pub corrections: u64,
+    pub withdrawals: u64,
+}
+
+/// Called by the driver; every method has a do-nothing default.
+pub trait Observer {
+    /// A line was rejected (replay writes it to `rejected.ndjson`).
+    fn rejected(&mut self, _rejected: Rejected) -> Result<()> {
+        Ok(())
+    }
+    /// `day` has closed: the engine's outputs are complete as of it.
+    fn day_closed(
+        &mut self,
+        _engine: &mut Engine,
+        _names: &Names,
+        _day: Day,
+        _stats: &DayStats,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DriverOptions {
+    /// Report each instructional day's changed rows (and step through days without records).
+    pub daily: bool,
+    /// The day of the final figures; default the clock's last day.
+    pub as_of: Option<Day>,
+    pub decode_threads: usize,
+}
+
+/// The outcome of a run: the names to resolve ids with, the final day, the totals.
+pub struct Driven {
+    pub names: Names,
+    pub as_of: Day,
+    pub stats: UpsertStats,
+    pub rejected: u64,
+}
+
+/// How many fact changes to buffer before letting the workers run.
+const STEP_EVERY: u64 = 65_536;
+
+/// Feeds records one at a time: moves the clock, applies corrections, updates the engine.
+pub struct Feeder {
+    pub upsert: Upsert,
+    /// The district clock: the latest date seen on a dated record.
+    pub clock: Option<Day>,
+    pub day_stats: DayStats,
+    pub rejected: u64,
+    changes: Vec<(model::Fact, isize)>,
+    since_step: u64,
+}
+
+impl Default for Feeder {
+    fn default() -> Self {
+        Feeder::new()
+    }
+}
+
+impl Feeder {
+    pub fn new() -> Feeder {
+        Feeder {
+            upsert: Upsert::new(),
+            clock: None,
+            day_stats: DayStats::default(),
+            rejected: 0,
+            changes: Vec::new(),
+            since_step: 0,
+        }
+    }
+
+    /// Handles one decoded line. A dated record later than the clock first closes the
+    /// clock's day (so the day's figures are complete before the next day's records).
+    pub fn feed(
+        &mut self,
+        engine: &mut Engine,
+        decoded: Decoded,
+        options: &DriverOptions,
+        observer: &mut dyn Observer,
+    ) -> Result<()> {
+        let event = match decoded {
+            Decoded::Record { event, .. } => event,
+            Decoded::Rejected(rejected) => {
+                self.day_stats.rejected += 1;
+                self.rejected += 1;
+                return observer.rejected(rejected);
+            }
+        };
+        if let Some(day) = event.body.as_ref().and_then(|body| body.clock_day()) {
+            if let Some(closed) = self.clock.filter(|&clock| day > clock) {
+                close_day(
+                    engine,
+                    &self.upsert.names,
+                    closed,
+                    day,
+                    options,
+                    &mut self.day_stats,
+                    observer,
+                )?;
+            }
+            if self.clock.is_none_or(|clock| day > clock) {
+                self.clock = Some(day);
+            }
+        }
+        let before = self.upsert.stats;
+        self.upsert.apply(&event, &mut self.changes);
+        self.day_stats.records += 1;
+        self.day_stats.corrections += self.upsert.stats.corrections - before.corrections;
+        self.day_stats.withdrawals += self.upsert.stats.withdrawals - before.withdrawals;
+        for (fact, diff) in self.changes.drain(..) {
+            engine.update(fact, diff);
+            self.day_stats.fact_changes += 1;
+            self.since_step += 1;
+        }
+        if self.since_step >= STEP_EVERY {
+            self.since_step = 0;
+            engine.step();
+        }
+        Ok(())
+    }
+
+    /// Ends the input: closes the last day (daily mode) and the final epoch as of
+    /// `as_of` (default: the clock's day), reporting every row.
+    pub fn finish(
+        self,
+        engine: &mut Engine,
+        options: &DriverOptions,
+        observer: &mut dyn Observer,
+    ) -> Result<Driven> {
+        let mut feeder = self;
+        let Some(as_of) = options.as_of.or(feeder.clock) else {
+            bail!("the input has no dated record (attendance, discipline, grade, health visit or ticket): give --as-of");
+        };
+        if let Some(closed) = feeder.clock.filter(|_| options.daily) {
+            close_day(
+                engine,
+                &feeder.upsert.names,
+                closed,
+                Day(closed.0 + 1),
+                options,
+                &mut feeder.day_stats,
+                observer,
+            )?;
+        }
+        engine.close_epoch(as_of, Snapshot::All);
+        Ok(Driven {
+            names: feeder.upsert.names,
+            as_of,
+            stats: feeder.upsert.stats,
+            rejected: feeder.rejected,
+        })
+    }
+}
+
+/// Reads NDJSON from `input` to its end through the engine.
+pub fn drive<R: Read + Send + 'static>(
+    engine: &mut Engine,
+    input: R,
+    options: &DriverOptions,
+    observer: &mut dyn Observer,
+) -> Result<Driven> {
+    let mut feeder = Feeder::new();
+    for block in read_ndjson(input, options.decode_threads) {
+        for decoded in block.context("reading the events")? {
+            feeder.feed(engine, decoded, options, observer)?;
+        }
+    }
+    feeder.finish(engine, options, observer)
+}
+
+/// Closes `closed` (the clock moves to `next`); in daily mode also every instructional
+/// day strictly between them, so each has its snapshot.
+fn close_day(
+    engine: &mut Engine,
+    names: &Names,
+    closed: Day,
+    next: Day,
+    options: &DriverOptions,
+    day_stats: &mut DayStats,
+    observer: &mut dyn Observer,
+) -> Result<()> {
+    let instructional = engine.calendar().is_instructional(closed);
+    let snapshot = if options.daily && instructional {
+        Snapshot::Changed
+    } else {
+        Snapshot::None
+    };
+    engine.close_epoch(closed, snapshot);
+    observer.day_closed(engine, names, closed, day_stats)?;
+    *day_stats = DayStats::default();
+    if options.daily {
+        let between: Vec<Day> = engine
+            .calendar()
+            .instructional_days()
+            .iter()
+            .copied()
+            .filter(|&day| closed < day && day < next)
+            .collect();
+        for day in between {
+            engine.close_epoch(day, Snapshot::Changed);
+            observer.day_closed(engine, names, day, day_stats)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! The `wholechild` application: the commands (`replay`, `generate`, `demo`) over the
+//! library crates, and the driver they share. `main.rs` only parses arguments.
+
+pub mod demo;
+pub mod driver;
+pub mod generate;
+pub mod output;
+pub mod replay;
+
+/// Loads a configuration file, or the embedded example when none is given.
+pub fn load_config(path: Option<&std::path::PathBuf>) -> anyhow::Result<config::Config> {
+    match path {
+        Some(path) => config::Config::load(path)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display())),
+        None => Ok(config::Config::example()),
+    }
+}

@@ -1,0 +1,228 @@
+//! `wholechild replay`: a file of events through the live dataflows, figures to files.
+
+use crate::driver::{drive, DayStats, DriverOptions, Observer};
+use crate::output::{
+    rejected_json, rollup_json, school_json, school_tables, student_json, write_lines, SchoolTables,
+};
+use anyhow::{Context, Result};
+use dataflows::{Engine, EngineParams};
+use ingest::{Names, Rejected};
+use model::{Day, SchoolRow};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+pub struct ReplayOptions {
+    pub config: config::Config,
+    pub events: PathBuf,
+    pub out: PathBuf,
+    pub as_of: Option<Day>,
+    pub daily: bool,
+    pub workers: usize,
+    pub decode_threads: usize,
+}
+
+/// What a replay did, for the closing message.
+#[derive(Debug)]
+pub struct ReplaySummary {
+    pub records: u64,
+    pub rejected: u64,
+    pub corrections: u64,
+    pub withdrawals: u64,
+    pub students: usize,
+    pub schools: usize,
+    pub as_of: Day,
+}
+
+pub fn replay(options: ReplayOptions) -> Result<ReplaySummary> {
+    std::fs::create_dir_all(&options.out)
+        .with_context(|| format!("creating {}", options.out.display()))?;
+    let input: Box<dyn Read + Send> = if options.events == Path::new("-") {
+        Box::new(io::stdin())
+    } else {
+        Box::new(
+            File::open(&options.events)
+                .with_context(|| format!("opening {}", options.events.display()))?,
+        )
+    };
+    let params = EngineParams::from_config(&options.config);
+    let driver_options = DriverOptions {
+        daily: options.daily,
+        as_of: options.as_of,
+        decode_threads: options.decode_threads,
+    };
+    let out = options.out.clone();
+    dataflows::run(
+        options.workers,
+        params,
+        move |engine| -> Result<ReplaySummary> {
+            let mut observer = ReplayFiles::create(&out, driver_options.daily)?;
+            let driven = drive(engine, input, &driver_options, &mut observer)?;
+            observer.finish()?;
+            write_final(engine, &driven.names, &out).map(|(students, schools)| ReplaySummary {
+                records: driven.stats.records,
+                rejected: driven.rejected,
+                corrections: driven.stats.corrections,
+                withdrawals: driven.stats.withdrawals,
+                students,
+                schools,
+                as_of: driven.as_of,
+            })
+        },
+    )
+    .map_err(anyhow::Error::msg)?
+}
+
+/// Writes students, schools and rollups as of the final epoch; returns their counts.
+fn write_final(engine: &mut Engine, names: &Names, out: &Path) -> Result<(usize, usize)> {
+    let mut students: Vec<(String, String)> = engine
+        .take_rows()
+        .into_iter()
+        .filter_map(|(_, student, row)| {
+            row.map(|row| {
+                (
+                    names.students.resolve(student).to_string(),
+                    student_json(names, &row, ""),
+                )
+            })
+        })
+        .collect();
+    students.sort_unstable();
+    let student_count = students.len();
+    write_lines(
+        &out.join("students.ndjson"),
+        students.into_iter().map(|(_, line)| line),
+    )?;
+    let tables = current_tables(engine, names);
+    write_lines(
+        &out.join("schools.ndjson"),
+        tables
+            .schools
+            .values()
+            .map(|(school, row)| school_json(names, *school, row, "")),
+    )?;
+    write_lines(
+        &out.join("rollups.ndjson"),
+        tables
+            .rollups
+            .iter()
+            .map(|((level, _), (id, row))| rollup_json(names, *level, *id, row, "")),
+    )?;
+    Ok((student_count, tables.schools.len()))
+}
+
+fn current_tables(engine: &Engine, names: &Names) -> SchoolTables {
+    let counts = engine.outputs().counts.lock().expect("counts");
+    let directory = engine.outputs().directory.lock().expect("directory");
+    school_tables(names, &counts, &directory)
+}
+
+/// The files a replay writes while it runs: rejected lines and, with `--daily`, each
+/// instructional day's changed rows.
+struct ReplayFiles {
+    rejected: BufWriter<File>,
+    daily: Option<DailyFiles>,
+}
+
+struct DailyFiles {
+    students: BufWriter<File>,
+    schools: BufWriter<File>,
+    rollups: BufWriter<File>,
+    last_schools: BTreeMap<String, SchoolRow>,
+    last_rollups: BTreeMap<String, SchoolRow>,
+}
+
+impl ReplayFiles {
+    fn create(out: &Path, daily: bool) -> Result<ReplayFiles> {
+        let create = |name: &str| -> Result<BufWriter<File>> {
+            let path = out.join(name);
+            Ok(BufWriter::new(
+                File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+            ))
+        };
+        let daily = if daily {
+            std::fs::create_dir_all(out.join("daily"))?;
+            Some(DailyFiles {
+                students: create("daily/students.ndjson")?,
+                schools: create("daily/schools.ndjson")?,
+                rollups: create("daily/rollups.ndjson")?,
+                last_schools: BTreeMap::new(),
+                last_rollups: BTreeMap::new(),
+            })
+        } else {
+            None
+        };
+        Ok(ReplayFiles {
+            rejected: create("rejected.ndjson")?,
+            daily,
+        })
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.rejected.flush()?;
+        if let Some(daily) = &mut self.daily {
+            daily.students.flush()?;
+            daily.schools.flush()?;
+            daily.rollups.flush()?;
+        }
+        Ok(())
+    }
+}
+
+impl Observer for ReplayFiles {
+    fn rejected(&mut self, rejected: Rejected) -> Result<()> {
+        writeln!(self.rejected, "{}", rejected_json(&rejected))?;
+        Ok(())
+    }
+
+    fn day_closed(
+        &mut self,
+        engine: &mut Engine,
+        names: &Names,
+        day: Day,
+        _stats: &DayStats,
+    ) -> Result<()> {
+        let Some(daily) = &mut self.daily else {
+            return Ok(());
+        };
+        let as_of = format!("\"as_of\":\"{day}\",");
+        let mut rows = engine.take_rows();
+        rows.sort_unstable_by(|a, b| names.students.resolve(a.1).cmp(names.students.resolve(b.1)));
+        for (_, student, row) in rows {
+            match row {
+                Some(row) => writeln!(daily.students, "{}", student_json(names, &row, &as_of))?,
+                None => {
+                    let id = serde_json::to_string(names.students.resolve(student))?;
+                    writeln!(
+                        daily.students,
+                        "{{{as_of}\"student_id\":{id},\"withdrawn\":true}}"
+                    )?
+                }
+            }
+        }
+        let tables = current_tables(engine, names);
+        for (id, (school, row)) in &tables.schools {
+            if daily.last_schools.get(id) != Some(row) {
+                writeln!(
+                    daily.schools,
+                    "{}",
+                    school_json(names, *school, row, &as_of)
+                )?;
+                daily.last_schools.insert(id.clone(), *row);
+            }
+        }
+        for ((level, id), (sym, row)) in &tables.rollups {
+            let key = format!("{}:{id}", level.as_str());
+            if daily.last_rollups.get(&key) != Some(row) {
+                writeln!(
+                    daily.rollups,
+                    "{}",
+                    rollup_json(names, *level, *sym, row, &as_of)
+                )?;
+                daily.last_rollups.insert(key, *row);
+            }
+        }
+        Ok(())
+    }
+}
