@@ -69,7 +69,8 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     let result = dataflows::run(args.workers, params, move |engine| -> Result<()> {
         let mut screen = LiveSummary { days_total: days, day_number: 0, rejected: 0, top, interactive: std::io::stdout().is_terminal() };
         let driver_options = DriverOptions { daily: false, as_of: None, decode_threads: 1 };
-        let driven = drive(engine, reader, &driver_options, &mut screen)?;
+        let blocks = ingest::read_ndjson(reader, driver_options.decode_threads);
+        let driven = drive(engine, blocks, &driver_options, &mut screen)?;
         println!(
             "\nstream ended: {} records, {} corrections and {} withdrawals applied, {} malformed lines set aside; figures as of {}",
             driven.stats.records, driven.stats.corrections, driven.stats.withdrawals, driven.rejected, driven.as_of

@@ -4,10 +4,8 @@
 
 use anyhow::{bail, Context, Result};
 use dataflows::{Engine, Snapshot};
-use ingest::{read_ndjson, Decoded, Names, Rejected, Upsert, UpsertStats};
-
+use ingest::{Decoded, Names, Rejected, Upsert, UpsertStats};
 use model::Day;
-use std::io::Read;
 
 /// What happened while a day was the clock's day.
 #[derive(Clone, Copy, Default, Debug)]
@@ -169,15 +167,16 @@ impl Feeder {
     }
 }
 
-/// Reads NDJSON from `input` to its end through the engine.
-pub fn drive<R: Read + Send + 'static>(
+/// Runs decoded blocks (from [`ingest::read_ndjson`] or [`ingest::read_ndjson_file`])
+/// to their end through the engine.
+pub fn drive(
     engine: &mut Engine,
-    input: R,
+    blocks: impl Iterator<Item = std::io::Result<Vec<Decoded>>>,
     options: &DriverOptions,
     observer: &mut dyn Observer,
 ) -> Result<Driven> {
     let mut feeder = Feeder::new();
-    for block in read_ndjson(input, options.decode_threads) {
+    for block in blocks {
         for decoded in block.context("reading the events")? {
             feeder.feed(engine, decoded, options, observer)?;
         }

@@ -10,7 +10,7 @@ use ingest::{Names, Rejected};
 use model::{Day, SchoolRow};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 pub struct ReplayOptions {
@@ -38,14 +38,14 @@ pub struct ReplaySummary {
 pub fn replay(options: ReplayOptions) -> Result<ReplaySummary> {
     std::fs::create_dir_all(&options.out)
         .with_context(|| format!("creating {}", options.out.display()))?;
-    let input: Box<dyn Read + Send> = if options.events == Path::new("-") {
-        Box::new(io::stdin())
-    } else {
-        Box::new(
-            File::open(&options.events)
-                .with_context(|| format!("opening {}", options.events.display()))?,
-        )
-    };
+    let blocks: Box<dyn Iterator<Item = io::Result<Vec<ingest::Decoded>>> + Send> =
+        if options.events == Path::new("-") {
+            Box::new(ingest::read_ndjson(io::stdin(), options.decode_threads))
+        } else {
+            let file = File::open(&options.events)
+                .with_context(|| format!("opening {}", options.events.display()))?;
+            Box::new(ingest::read_ndjson(file, options.decode_threads))
+        };
     let params = EngineParams::from_config(&options.config);
     let driver_options = DriverOptions {
         daily: options.daily,
@@ -58,7 +58,7 @@ pub fn replay(options: ReplayOptions) -> Result<ReplaySummary> {
         params,
         move |engine| -> Result<ReplaySummary> {
             let mut observer = ReplayFiles::create(&out, driver_options.daily)?;
-            let driven = drive(engine, input, &driver_options, &mut observer)?;
+            let driven = drive(engine, blocks, &driver_options, &mut observer)?;
             observer.finish()?;
             write_final(engine, &driven.names, &out).map(|(students, schools)| ReplaySummary {
                 records: driven.stats.records,

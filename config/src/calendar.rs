@@ -42,7 +42,7 @@ impl Calendar {
     }
 
     pub fn is_instructional(&self, day: Day) -> bool {
-        self.instructional.binary_search(&day).is_ok()
+        day >= self.first_day && day <= self.last_day && self.count_through(day) != self.count_through(Day(day.0 - 1))
     }
 
     /// Instructional days `<= day`.

@@ -94,84 +94,117 @@ impl fmt::Display for Reason {
     }
 }
 
+/// A string field, borrowed from the line unless it had escapes. (serde's own
+/// `Option<Cow<str>>` always allocates: it cannot borrow through the `Option`.)
+struct Str<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for StrVisitor<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Borrowed(value)))
+            }
+            fn visit_str<E>(self, value: &str) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Owned(value.to_owned())))
+            }
+            fn visit_string<E>(self, value: String) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Owned(value)))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor(std::marker::PhantomData))
+    }
+}
+
 /// Every field any canonical type may carry. Unknown fields are ignored.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct RawRecord<'a> {
     #[serde(rename = "type", borrow)]
-    record_type: Option<Cow<'a, str>>,
+    record_type: Option<Str<'a>>,
     #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<Str<'a>>,
     #[serde(borrow)]
-    source: Option<Cow<'a, str>>,
+    source: Option<Str<'a>>,
     deleted: Option<bool>,
     #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
+    name: Option<Str<'a>>,
     #[serde(borrow)]
-    level: Option<Cow<'a, str>>,
+    level: Option<Str<'a>>,
     #[serde(borrow)]
-    local_district: Option<Cow<'a, str>>,
+    local_district: Option<Str<'a>>,
     #[serde(borrow)]
-    community: Option<Cow<'a, str>>,
+    community: Option<Str<'a>>,
     #[serde(borrow)]
-    region: Option<Cow<'a, str>>,
+    region: Option<Str<'a>>,
     #[serde(borrow)]
-    email: Option<Cow<'a, str>>,
+    email: Option<Str<'a>>,
     #[serde(borrow)]
-    role: Option<Cow<'a, str>>,
+    role: Option<Str<'a>>,
     #[serde(borrow)]
-    schools: Option<Vec<Cow<'a, str>>>,
+    schools: Option<Vec<Str<'a>>>,
     #[serde(borrow)]
-    student_id: Option<Cow<'a, str>>,
+    student_id: Option<Str<'a>>,
     #[serde(borrow)]
-    school_id: Option<Cow<'a, str>>,
+    school_id: Option<Str<'a>>,
     grade: Option<i64>,
     #[serde(borrow)]
-    entry_date: Option<Cow<'a, str>>,
+    entry_date: Option<Str<'a>>,
     #[serde(borrow)]
-    exit_date: Option<Cow<'a, str>>,
+    exit_date: Option<Str<'a>>,
     #[serde(borrow)]
-    date: Option<Cow<'a, str>>,
+    date: Option<Str<'a>>,
     #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
+    status: Option<Str<'a>>,
     #[serde(borrow)]
-    behavior: Option<Cow<'a, str>>,
+    behavior: Option<Str<'a>>,
     #[serde(borrow)]
-    action: Option<Cow<'a, str>>,
+    action: Option<Str<'a>>,
     days: Option<f64>,
     #[serde(borrow)]
-    term: Option<Cow<'a, str>>,
+    term: Option<Str<'a>>,
     #[serde(borrow)]
-    grading_period: Option<Cow<'a, str>>,
+    grading_period: Option<Str<'a>>,
     #[serde(borrow)]
-    course_id: Option<Cow<'a, str>>,
+    course_id: Option<Str<'a>>,
     #[serde(borrow)]
-    subject: Option<Cow<'a, str>>,
+    subject: Option<Str<'a>>,
     #[serde(borrow)]
-    mark: Option<Cow<'a, str>>,
+    mark: Option<Str<'a>>,
     #[serde(borrow)]
-    reason: Option<Cow<'a, str>>,
+    reason: Option<Str<'a>>,
     #[serde(borrow)]
-    program: Option<Cow<'a, str>>,
+    program: Option<Str<'a>>,
     #[serde(borrow)]
-    begin_date: Option<Cow<'a, str>>,
+    begin_date: Option<Str<'a>>,
     #[serde(borrow)]
-    end_date: Option<Cow<'a, str>>,
+    end_date: Option<Str<'a>>,
     #[serde(borrow)]
-    staff_id: Option<Cow<'a, str>>,
+    staff_id: Option<Str<'a>>,
     enrolled: Option<i64>,
     #[serde(borrow)]
-    ticket_id: Option<Cow<'a, str>>,
+    ticket_id: Option<Str<'a>>,
     #[serde(borrow)]
-    queue: Option<Cow<'a, str>>,
+    queue: Option<Str<'a>>,
     #[serde(borrow)]
-    at: Option<Cow<'a, str>>,
+    at: Option<Str<'a>>,
     #[serde(borrow)]
-    category: Option<Cow<'a, str>>,
+    category: Option<Str<'a>>,
     #[serde(borrow)]
-    priority: Option<Cow<'a, str>>,
+    priority: Option<Str<'a>>,
     #[serde(borrow)]
-    assignee: Option<Cow<'a, str>>,
+    assignee: Option<Str<'a>>,
 }
 
 /// The JSON type each typed field of [`RawRecord`] expects, for the slow error path.
@@ -272,8 +305,8 @@ const KNOWN_TEXT_FIELDS: &[&str] = &[
     "assignee",
 ];
 
-fn text(value: &Cow<str>) -> CompactString {
-    CompactString::from(value.as_ref())
+fn text(value: &Str) -> CompactString {
+    CompactString::from(&**value)
 }
 
 /// Reads one type's fields, reporting the first problem.
@@ -285,9 +318,9 @@ struct Fields<'r, 'a> {
 impl<'r, 'a> Fields<'r, 'a> {
     fn required<'v>(
         &self,
-        value: &'v Option<Cow<'a, str>>,
+        value: &'v Option<Str<'a>>,
         field: &'static str,
-    ) -> Result<&'v Cow<'a, str>, Reason> {
+    ) -> Result<&'v Str<'a>, Reason> {
         value.as_ref().ok_or(Reason::MissingField {
             record_type: Some(self.record_type),
             field,
@@ -296,19 +329,19 @@ impl<'r, 'a> Fields<'r, 'a> {
 
     fn text(
         &self,
-        value: &Option<Cow<'a, str>>,
+        value: &Option<Str<'a>>,
         field: &'static str,
     ) -> Result<CompactString, Reason> {
         self.required(value, field).map(text)
     }
 
-    fn day(&self, value: &Option<Cow<'a, str>>, field: &'static str) -> Result<Day, Reason> {
+    fn day(&self, value: &Option<Str<'a>>, field: &'static str) -> Result<Day, Reason> {
         Day::parse(self.required(value, field)?).ok_or(Reason::InvalidDate { field })
     }
 
     fn optional_day(
         &self,
-        value: &Option<Cow<'a, str>>,
+        value: &Option<Str<'a>>,
         field: &'static str,
     ) -> Result<Option<Day>, Reason> {
         value
@@ -319,7 +352,7 @@ impl<'r, 'a> Fields<'r, 'a> {
 
     fn choice<T>(
         &self,
-        value: &Option<Cow<'a, str>>,
+        value: &Option<Str<'a>>,
         field: &'static str,
         parse: fn(&str) -> Option<T>,
         domain: &'static str,

@@ -104,10 +104,8 @@ pub struct Upsert {
 }
 
 fn key_hash(key: &RecordKey) -> u128 {
-    let mut bytes = Vec::with_capacity(key.id.len() + 1);
-    bytes.push(key.record_type as u8);
-    bytes.extend_from_slice(key.id.as_bytes());
-    xxhash_rust::xxh3::xxh3_128(&bytes)
+    // Seeding by type keeps equal ids of different types apart without copying the id.
+    xxhash_rust::xxh3::xxh3_128_with_seed(key.id.as_bytes(), key.record_type as u64)
 }
 
 impl Upsert {

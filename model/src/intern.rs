@@ -2,7 +2,7 @@
 //! (600,000 students) holds four bytes per reference instead of a string.
 
 use compact_str::CompactString;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// A dense symbol handed out by an [`Interner`]; meaningful only with that interner.
 #[derive(
@@ -24,7 +24,7 @@ pub struct Sym(pub u32);
 /// (students, schools, staff, ...), owned by the single ingest sequencer.
 #[derive(Default, Debug)]
 pub struct Interner {
-    by_text: HashMap<CompactString, Sym>,
+    by_text: FxHashMap<CompactString, Sym>,
     texts: Vec<CompactString>,
 }
 
