@@ -6,6 +6,8 @@
 //! generic value, to say which field had the wrong JSON type. Reasons never quote the
 //! record's contents (the raw line is kept beside the reason, not inside it).
 
+mod flat;
+
 use chrono::DateTime;
 use compact_str::CompactString;
 use model::{
@@ -220,9 +222,16 @@ const FIELD_TYPES: &[(&str, &str)] = &[
 
 /// Decodes one line (without its newline).
 pub fn decode_line(line: &[u8]) -> Result<Event, Reason> {
-    let raw: RawRecord =
-        serde_json::from_slice(line).map_err(|error| explain_parse_error(line, error))?;
+    let raw = match flat::parse_flat(line) {
+        Some(raw) => raw,
+        None => decode_with_serde(line)?,
+    };
     validate(raw)
+}
+
+/// The general path: any JSON, with serde's error when it is not a valid record.
+fn decode_with_serde(line: &[u8]) -> Result<RawRecord<'_>, Reason> {
+    serde_json::from_slice(line).map_err(|error| explain_parse_error(line, error))
 }
 
 /// A parse error: say which field has the wrong type when the line is valid JSON.
