@@ -38,16 +38,8 @@ pub struct DemoArgs {
 
 pub fn demo(args: DemoArgs) -> Result<()> {
     let config = crate::load_config(args.config.as_ref())?;
-    let calendar: Vec<chrono::NaiveDate> = config
-        .calendar
-        .instructional_days()
-        .iter()
-        .map(|d| d.to_date())
-        .collect();
-    let days = args
-        .days
-        .unwrap_or(calendar.len() as u32)
-        .min(calendar.len() as u32);
+    let calendar: Vec<chrono::NaiveDate> = config.calendar.instructional_days().iter().map(|d| d.to_date()).collect();
+    let days = args.days.unwrap_or(calendar.len() as u32).min(calendar.len() as u32);
     let options = GenerateOptions {
         students: args.students,
         schools: args.schools,
@@ -60,9 +52,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     let generator = std::thread::spawn(move || {
         let writer = std::io::BufWriter::with_capacity(1 << 16, writer);
         // The generator writes a day, flushes, and waits: the accelerated district clock.
-        generate(&options, &calendar, writer, |_, _| {
-            std::thread::sleep(pause)
-        })
+        generate(&options, &calendar, writer, |_, _| std::thread::sleep(pause))
     });
     let params = EngineParams::from_config(&config);
     let top = args.top_schools;
@@ -78,9 +68,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         Ok(())
     })
     .map_err(anyhow::Error::msg)?;
-    generator
-        .join()
-        .map_err(|_| anyhow::anyhow!("the generator panicked"))??;
+    generator.join().map_err(|_| anyhow::anyhow!("the generator panicked"))??;
     result
 }
 
@@ -93,10 +81,7 @@ struct LiveSummary {
 }
 
 fn percent(rate: Rate) -> String {
-    rate.value().map_or_else(
-        || String::from("   -  "),
-        |value| format!("{:5.1}%", value * 100.0),
-    )
+    rate.value().map_or_else(|| String::from("   -  "), |value| format!("{:5.1}%", value * 100.0))
 }
 
 impl Observer for LiveSummary {
@@ -105,13 +90,7 @@ impl Observer for LiveSummary {
         Ok(())
     }
 
-    fn day_closed(
-        &mut self,
-        engine: &mut Engine,
-        names: &Names,
-        day: Day,
-        stats: &DayStats,
-    ) -> Result<()> {
+    fn day_closed(&mut self, engine: &mut Engine, names: &Names, day: Day, stats: &DayStats) -> Result<()> {
         if !engine.calendar().is_instructional(day) {
             return Ok(());
         }
@@ -133,11 +112,7 @@ impl Observer for LiveSummary {
             "this day: {} records, {} indicator fact changes, {} corrections, {} withdrawals, {} malformed lines set aside ({} in all)\n",
             stats.records, stats.fact_changes, stats.corrections, stats.withdrawals, stats.rejected, self.rejected
         ));
-        if let Some((_, district)) = tables
-            .rollups
-            .iter()
-            .find(|((level, _), _)| level.as_str() == "district")
-        {
+        if let Some((_, district)) = tables.rollups.iter().find(|((level, _), _)| level.as_str() == "district") {
             let row = district.1;
             text.push_str(&format!(
                 "district: {} enrolled | tier 1 {} | tier 2 {} | tier 3 {} | chronic absence {} | suspension rate {}\n",

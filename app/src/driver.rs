@@ -24,13 +24,7 @@ pub trait Observer {
         Ok(())
     }
     /// `day` has closed: the engine's outputs are complete as of it.
-    fn day_closed(
-        &mut self,
-        _engine: &mut Engine,
-        _names: &Names,
-        _day: Day,
-        _stats: &DayStats,
-    ) -> Result<()> {
+    fn day_closed(&mut self, _engine: &mut Engine, _names: &Names, _day: Day, _stats: &DayStats) -> Result<()> {
         Ok(())
     }
 }
@@ -103,15 +97,7 @@ impl Feeder {
         };
         if let Some(day) = event.body.as_ref().and_then(|body| body.clock_day()) {
             if let Some(closed) = self.clock.filter(|&clock| day > clock) {
-                close_day(
-                    engine,
-                    &self.upsert.names,
-                    closed,
-                    day,
-                    options,
-                    &mut self.day_stats,
-                    observer,
-                )?;
+                close_day(engine, &self.upsert.names, closed, day, options, &mut self.day_stats, observer)?;
             }
             if self.clock.is_none_or(|clock| day > clock) {
                 self.clock = Some(day);
@@ -136,15 +122,12 @@ impl Feeder {
 
     /// Ends the input: closes the last day (daily mode) and the final epoch as of
     /// `as_of` (default: the clock's day), reporting every row.
-    pub fn finish(
-        self,
-        engine: &mut Engine,
-        options: &DriverOptions,
-        observer: &mut dyn Observer,
-    ) -> Result<Driven> {
+    pub fn finish(self, engine: &mut Engine, options: &DriverOptions, observer: &mut dyn Observer) -> Result<Driven> {
         let mut feeder = self;
         let Some(as_of) = options.as_of.or(feeder.clock) else {
-            bail!("the input has no dated record (attendance, discipline, grade, health visit or ticket): give --as-of");
+            bail!(
+                "the input has no dated record (attendance, discipline, grade, health visit or ticket): give --as-of"
+            );
         };
         if let Some(closed) = feeder.clock.filter(|_| options.daily) {
             close_day(
@@ -158,12 +141,7 @@ impl Feeder {
             )?;
         }
         engine.close_epoch(as_of, Snapshot::All);
-        Ok(Driven {
-            names: feeder.upsert.names,
-            as_of,
-            stats: feeder.upsert.stats,
-            rejected: feeder.rejected,
-        })
+        Ok(Driven { names: feeder.upsert.names, as_of, stats: feeder.upsert.stats, rejected: feeder.rejected })
     }
 }
 
@@ -196,22 +174,13 @@ fn close_day(
     observer: &mut dyn Observer,
 ) -> Result<()> {
     let instructional = engine.calendar().is_instructional(closed);
-    let snapshot = if options.daily && instructional {
-        Snapshot::Changed
-    } else {
-        Snapshot::None
-    };
+    let snapshot = if options.daily && instructional { Snapshot::Changed } else { Snapshot::None };
     engine.close_epoch(closed, snapshot);
     observer.day_closed(engine, names, closed, day_stats)?;
     *day_stats = DayStats::default();
     if options.daily {
-        let between: Vec<Day> = engine
-            .calendar()
-            .instructional_days()
-            .iter()
-            .copied()
-            .filter(|&day| closed < day && day < next)
-            .collect();
+        let between: Vec<Day> =
+            engine.calendar().instructional_days().iter().copied().filter(|&day| closed < day && day < next).collect();
         for day in between {
             engine.close_epoch(day, Snapshot::Changed);
             observer.day_closed(engine, names, day, day_stats)?;

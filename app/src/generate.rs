@@ -51,13 +51,7 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions {
-            students: 20_000,
-            schools: 40,
-            days: 180,
-            seed: 1,
-            malformed_lines: true,
-        }
+        GenerateOptions { students: 20_000, schools: 40, days: 180, seed: 1, malformed_lines: true }
     }
 }
 
@@ -90,19 +84,13 @@ pub fn generate<W: std::io::Write>(
     mut on_day: impl FnMut(usize, chrono::NaiveDate),
 ) -> std::io::Result<GenerateStats> {
     if opts.schools == 0 && opts.students > 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "generate: schools must be at least 1",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "generate: schools must be at least 1"));
     }
     if instructional_days.is_empty() || opts.schools == 0 {
         return Ok(GenerateStats::default());
     }
     if instructional_days.len() > u16::MAX as usize - 2 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "generate: calendar too long",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "generate: calendar too long"));
     }
     let mut g = Gen::new(opts, instructional_days, out);
     g.setup()?;
@@ -128,22 +116,9 @@ const LEVEL_NAMES: [&str; 4] = ["Elementary", "Middle School", "High School", "S
 /// Typical enrollment by level (students), scaled by a random factor per school.
 const LEVEL_SIZE: [f64; 4] = [450.0, 900.0, 1600.0, 700.0];
 
-const LOCAL_DISTRICTS: [&str; 6] = [
-    "LD-North",
-    "LD-Northwest",
-    "LD-Central",
-    "LD-East",
-    "LD-South",
-    "LD-West",
-];
+const LOCAL_DISTRICTS: [&str; 6] = ["LD-North", "LD-Northwest", "LD-Central", "LD-East", "LD-South", "LD-West"];
 
-const STATUS: [&str; 5] = [
-    "present",
-    "tardy",
-    "absent_excused",
-    "absent_unexcused",
-    "suspended",
-];
+const STATUS: [&str; 5] = ["present", "tardy", "absent_excused", "absent_unexcused", "suspended"];
 const PRESENT: u8 = 0;
 const TARDY: u8 = 1;
 const ABS_EXC: u8 = 2;
@@ -155,13 +130,7 @@ const SUBJ_CODE: [&str; 5] = ["ELA", "MATH", "SCI", "SOC", "ELEC"];
 const MARKS: [&str; 5] = ["A", "B", "C", "D", "F"];
 const PERIODS: [&str; 2] = ["P1", "final"];
 
-const REASONS: [&str; 5] = [
-    "illness",
-    "injury",
-    "mental_health",
-    "chronic_condition",
-    "other",
-];
+const REASONS: [&str; 5] = ["illness", "injury", "mental_health", "chronic_condition", "other"];
 const BEHAVIORS: [&str; 10] = [
     "defiance",
     "disruption",
@@ -174,23 +143,13 @@ const BEHAVIORS: [&str; 10] = [
     "threat",
     "weapon",
 ];
-const ACTIONS: [&str; 3] = [
-    "referral",
-    "in_school_suspension",
-    "out_of_school_suspension",
-];
+const ACTIONS: [&str; 3] = ["referral", "in_school_suspension", "out_of_school_suspension"];
 const REFERRAL: u8 = 0;
 const ISS: u8 = 1;
 const OSS: u8 = 2;
 
-const PROGRAMS: [&str; 6] = [
-    "low_income",
-    "english_learner",
-    "special_education",
-    "homeless",
-    "foster_youth",
-    "attendance_improvement",
-];
+const PROGRAMS: [&str; 6] =
+    ["low_income", "english_learner", "special_education", "homeless", "foster_youth", "attendance_improvement"];
 const PROGRAM_SOURCES: [&str; 6] = ["nutrition", "sis", "seis", "sis", "cdss", "pupil_services"];
 const F_LOW: u8 = 1;
 const F_EL: u8 = 2;
@@ -204,19 +163,9 @@ const QUEUES: [&str; 2] = ["facilities", "family"];
 const FACILITIES: u8 = 0;
 const FAMILY: u8 = 1;
 const PRIORITIES: [&str; 3] = ["emergency", "urgent", "routine"];
-const FAC_CATS: [&str; 7] = [
-    "plumbing",
-    "electrical",
-    "hvac",
-    "roofing",
-    "safety",
-    "custodial",
-    "grounds",
-];
+const FAC_CATS: [&str; 7] = ["plumbing", "electrical", "hvac", "roofing", "safety", "custodial", "grounds"];
 const FAM_CATS: [&str; 5] = ["enrollment", "transportation", "records", "meals", "safety"];
-const T_ACTIONS: [&str; 7] = [
-    "opened", "assigned", "on_hold", "resumed", "resolved", "reopened", "closed",
-];
+const T_ACTIONS: [&str; 7] = ["opened", "assigned", "on_hold", "resumed", "resolved", "reopened", "closed"];
 const T_OPENED: u8 = 0;
 const T_ASSIGNED: u8 = 1;
 const T_ON_HOLD: u8 = 2;
@@ -228,9 +177,8 @@ const T_CLOSED: u8 = 6;
 const WINDOW: [(u32, u32); 2] = [(420, 960), (480, 1020)];
 
 const FIRST: [&str; 24] = [
-    "maria", "james", "ana", "david", "jose", "linda", "michael", "sofia", "daniel", "karen",
-    "luis", "jennifer", "carlos", "patricia", "kevin", "rosa", "brian", "elena", "anthony",
-    "grace", "miguel", "susan", "hector", "nancy",
+    "maria", "james", "ana", "david", "jose", "linda", "michael", "sofia", "daniel", "karen", "luis", "jennifer",
+    "carlos", "patricia", "kevin", "rosa", "brian", "elena", "anthony", "grace", "miguel", "susan", "hector", "nancy",
 ];
 const LAST: [&str; 24] = [
     "garcia",
@@ -612,13 +560,9 @@ impl<'a, W: Write> Gen<'a, W> {
                 _ => rng.random_range(0..9) as i8,
             };
             let mut flags = 0u8;
-            for (bit, p) in [
-                (F_LOW, P_LOW_INCOME),
-                (F_EL, P_EL),
-                (F_SPED, P_SPED),
-                (F_HOMELESS, P_HOMELESS),
-                (F_FOSTER, P_FOSTER),
-            ] {
+            for (bit, p) in
+                [(F_LOW, P_LOW_INCOME), (F_EL, P_EL), (F_SPED, P_SPED), (F_HOMELESS, P_HOMELESS), (F_FOSTER, P_FOSTER)]
+            {
                 if rng.random::<f64>() < p {
                     flags |= bit;
                 }
@@ -691,12 +635,7 @@ impl<'a, W: Write> Gen<'a, W> {
                 let mut first = lo;
                 while first < hi {
                     let count = per.min(hi - first);
-                    gs.push(Group {
-                        staff: *n_staff,
-                        first,
-                        count,
-                        ld: ld as u8,
-                    });
+                    gs.push(Group { staff: *n_staff, first, count, ld: ld as u8 });
                     *n_staff += 1;
                     first += count;
                 }
@@ -745,33 +684,17 @@ impl<'a, W: Write> Gen<'a, W> {
                 let day = rng.random_range(1..last) as u16;
                 s.status = NOT_YET;
                 s.enr_entry = day;
-                events.push(Event {
-                    day,
-                    kind: EV_LATE_ENTRY,
-                    student: i,
-                });
+                events.push(Event { day, kind: EV_LATE_ENTRY, student: i });
             } else if x < 0.08 && n_cal > 12 {
                 let day = rng.random_range(10..n_cal) as u16;
-                events.push(Event {
-                    day,
-                    kind: EV_EXIT,
-                    student: i,
-                });
+                events.push(Event { day, kind: EV_EXIT, student: i });
             } else if x < 0.12 && n_cal > 12 {
                 let day = rng.random_range(5..n_cal - 5) as u16;
-                events.push(Event {
-                    day,
-                    kind: EV_TRANSFER,
-                    student: i,
-                });
+                events.push(Event { day, kind: EV_TRANSFER, student: i });
             }
             if rng.random::<f64>() < 0.03 && n_cal > 12 {
                 let day = rng.random_range(10..n_cal) as u16;
-                events.push(Event {
-                    day,
-                    kind: EV_REASSIGN,
-                    student: i,
-                });
+                events.push(Event { day, kind: EV_REASSIGN, student: i });
             }
         }
         events.sort_by_key(|e| e.day);
@@ -818,15 +741,9 @@ impl<'a, W: Write> Gen<'a, W> {
         }
 
         // Terms and grading periods: two semesters, each with a progress period and a final.
-        let y = if cal[0].month() >= 7 {
-            cal[0].year()
-        } else {
-            cal[0].year() - 1
-        };
-        let terms = [
-            format!("{}-{:02}-S1", y, (y + 1).rem_euclid(100)),
-            format!("{}-{:02}-S2", y, (y + 1).rem_euclid(100)),
-        ];
+        let y = if cal[0].month() >= 7 { cal[0].year() } else { cal[0].year() - 1 };
+        let terms =
+            [format!("{}-{:02}-S1", y, (y + 1).rem_euclid(100)), format!("{}-{:02}-S2", y, (y + 1).rem_euclid(100))];
         let mut grade_days: Vec<(usize, u8, u8)> = Vec::new();
         for (num, term, period) in [(1, 0u8, 0u8), (2, 0, 1), (3, 1, 0), (4, 1, 1)] {
             let day = (n_cal * num / 4).saturating_sub(1);
@@ -889,34 +806,20 @@ impl<'a, W: Write> Gen<'a, W> {
         }
         for i in 0..n_sch {
             let ld = self.schools[i].ld;
-            self.w.staff(
-                i as u32,
-                "principal",
-                i as u32..i as u32 + 1,
-                None,
-                Some(ld),
-            )?;
+            self.w.staff(i as u32, "principal", i as u32..i as u32 + 1, None, Some(ld))?;
         }
         for slot in 0..self.cslot_staff.len() {
             let school = self.cslot_school[slot];
             let ld = self.schools[school as usize].ld;
-            self.w.staff(
-                self.cslot_staff[slot],
-                "counselor",
-                school..school + 1,
-                None,
-                Some(ld),
-            )?;
+            self.w.staff(self.cslot_staff[slot], "counselor", school..school + 1, None, Some(ld))?;
         }
         for (role, groups) in [("psw", &self.psw_groups), ("nurse", &self.nurse_groups)] {
             for g in groups {
-                self.w
-                    .staff(g.staff, role, g.first..g.first + g.count, None, Some(g.ld))?;
+                self.w.staff(g.staff, role, g.first..g.first + g.count, None, Some(g.ld))?;
             }
         }
         for (k, &st) in self.maint_staff.iter().enumerate() {
-            self.w
-                .staff(st, "maintenance_supervisor", 0..0, Some(k as u8), None)?;
+            self.w.staff(st, "maintenance_supervisor", 0..0, Some(k as u8), None)?;
         }
         for &st in &self.leads {
             self.w.staff(st, "helpdesk_lead", 0..0, None, None)?;
@@ -940,8 +843,7 @@ impl<'a, W: Write> Gen<'a, W> {
         for i in 0..n {
             let s = self.students[i];
             if s.status == ENROLLED {
-                self.w
-                    .enrollment(s.enr_id, i as u32, s.school, s.grade, 0, None)?;
+                self.w.enrollment(s.enr_id, i as u32, s.school, s.grade, 0, None)?;
             }
         }
         for i in 0..n {
@@ -985,21 +887,13 @@ impl<'a, W: Write> Gen<'a, W> {
         s.csl_id = self.next_csl;
         s.csl_begin = d as u16;
         self.next_csl += 1;
-        self.w.caseload(
-            s.csl_id,
-            i as u32,
-            s.csl_staff,
-            "counselor",
-            s.csl_begin as usize,
-            None,
-        )?;
+        self.w.caseload(s.csl_id, i as u32, s.csl_staff, "counselor", s.csl_begin as usize, None)?;
         if s.flags & F_PSW != 0 {
             s.psw_staff = self.schools[s.school as usize].psw_staff;
             s.psw_csl_id = self.next_csl;
             s.psw_begin = d as u16;
             self.next_csl += 1;
-            self.w
-                .caseload(s.psw_csl_id, i as u32, s.psw_staff, "psw", d, None)?;
+            self.w.caseload(s.psw_csl_id, i as u32, s.psw_staff, "psw", d, None)?;
         }
         Ok(())
     }
@@ -1007,25 +901,11 @@ impl<'a, W: Write> Gen<'a, W> {
     fn end_caseloads(&mut self, i: usize, d: usize) -> io::Result<()> {
         let s = self.students[i];
         if s.csl_id != NONE {
-            self.w.caseload(
-                s.csl_id,
-                i as u32,
-                s.csl_staff,
-                "counselor",
-                s.csl_begin as usize,
-                Some(d),
-            )?;
+            self.w.caseload(s.csl_id, i as u32, s.csl_staff, "counselor", s.csl_begin as usize, Some(d))?;
             self.w.stats.corrections += 1;
         }
         if s.psw_csl_id != NONE {
-            self.w.caseload(
-                s.psw_csl_id,
-                i as u32,
-                s.psw_staff,
-                "psw",
-                s.psw_begin as usize,
-                Some(d),
-            )?;
+            self.w.caseload(s.psw_csl_id, i as u32, s.psw_staff, "psw", s.psw_begin as usize, Some(d))?;
             self.w.stats.corrections += 1;
         }
         let s = &mut self.students[i];
@@ -1062,14 +942,12 @@ impl<'a, W: Write> Gen<'a, W> {
                 self.departed[slot] = true;
                 let school = self.cslot_school[slot];
                 let ld = self.schools[school as usize].ld;
-                self.w
-                    .staff(self.cslot_staff[slot], "counselor", 0..0, None, Some(ld))?;
+                self.w.staff(self.cslot_staff[slot], "counselor", 0..0, None, Some(ld))?;
                 self.w.stats.corrections += 1;
                 let new = self.n_staff;
                 self.n_staff += 1;
                 self.cslot_staff[slot] = new;
-                self.w
-                    .staff(new, "counselor", school..school + 1, None, Some(ld))?;
+                self.w.staff(new, "counselor", school..school + 1, None, Some(ld))?;
             }
         }
         if !any {
@@ -1078,22 +956,14 @@ impl<'a, W: Write> Gen<'a, W> {
         for i in 0..self.students.len() {
             let s = self.students[i];
             if s.status == ENROLLED && self.departed[s.cslot as usize] && s.csl_id != NONE {
-                self.w.caseload(
-                    s.csl_id,
-                    i as u32,
-                    s.csl_staff,
-                    "counselor",
-                    s.csl_begin as usize,
-                    Some(d),
-                )?;
+                self.w.caseload(s.csl_id, i as u32, s.csl_staff, "counselor", s.csl_begin as usize, Some(d))?;
                 self.w.stats.corrections += 1;
                 let s = &mut self.students[i];
                 s.csl_staff = self.cslot_staff[s.cslot as usize];
                 s.csl_id = self.next_csl;
                 s.csl_begin = d as u16;
                 self.next_csl += 1;
-                self.w
-                    .caseload(s.csl_id, i as u32, s.csl_staff, "counselor", d, None)?;
+                self.w.caseload(s.csl_id, i as u32, s.csl_staff, "counselor", d, None)?;
             }
         }
         self.departed.iter_mut().for_each(|x| *x = false);
@@ -1110,20 +980,12 @@ impl<'a, W: Write> Gen<'a, W> {
                 EV_LATE_ENTRY if s.status == NOT_YET => {
                     self.students[i].status = ENROLLED;
                     self.students[i].enr_entry = d as u16;
-                    self.w
-                        .enrollment(s.enr_id, i as u32, s.school, s.grade, d, None)?;
+                    self.w.enrollment(s.enr_id, i as u32, s.school, s.grade, d, None)?;
                     self.begin_programs(i, d)?;
                     self.begin_caseloads(i, d)?;
                 }
                 EV_EXIT if s.status == ENROLLED => {
-                    self.w.enrollment(
-                        s.enr_id,
-                        i as u32,
-                        s.school,
-                        s.grade,
-                        s.enr_entry as usize,
-                        Some(d),
-                    )?;
+                    self.w.enrollment(s.enr_id, i as u32, s.school, s.grade, s.enr_entry as usize, Some(d))?;
                     self.w.stats.corrections += 1;
                     self.end_caseloads(i, d)?;
                     self.students[i].status = EXITED;
@@ -1132,14 +994,7 @@ impl<'a, W: Write> Gen<'a, W> {
                     let Some(to) = self.transfer_target(s.school, s.grade) else {
                         continue;
                     };
-                    self.w.enrollment(
-                        s.enr_id,
-                        i as u32,
-                        s.school,
-                        s.grade,
-                        s.enr_entry as usize,
-                        Some(d),
-                    )?;
+                    self.w.enrollment(s.enr_id, i as u32, s.school, s.grade, s.enr_entry as usize, Some(d))?;
                     self.w.stats.corrections += 1;
                     self.end_caseloads(i, d)?;
                     let sc = &self.schools[to as usize];
@@ -1150,27 +1005,17 @@ impl<'a, W: Write> Gen<'a, W> {
                     st.enr_id = self.next_enr;
                     st.enr_entry = d as u16;
                     self.next_enr += 1;
-                    self.w
-                        .enrollment(st.enr_id, i as u32, to, s.grade, d, None)?;
+                    self.w.enrollment(st.enr_id, i as u32, to, s.grade, d, None)?;
                     self.begin_caseloads(i, d)?;
                 }
-                EV_REASSIGN
-                    if s.status == ENROLLED && s.csl_id != NONE && s.csl_begin as usize != d =>
-                {
+                EV_REASSIGN if s.status == ENROLLED && s.csl_id != NONE && s.csl_begin as usize != d => {
                     let sc = &self.schools[s.school as usize];
                     if sc.cslot_n < 2 {
                         continue;
                     }
                     let k = self.rng.random_range(1..sc.cslot_n);
                     let cslot = sc.cslot_start + (s.cslot - sc.cslot_start + k) % sc.cslot_n;
-                    self.w.caseload(
-                        s.csl_id,
-                        i as u32,
-                        s.csl_staff,
-                        "counselor",
-                        s.csl_begin as usize,
-                        Some(d),
-                    )?;
+                    self.w.caseload(s.csl_id, i as u32, s.csl_staff, "counselor", s.csl_begin as usize, Some(d))?;
                     self.w.stats.corrections += 1;
                     let st = &mut self.students[i];
                     st.cslot = cslot;
@@ -1178,8 +1023,7 @@ impl<'a, W: Write> Gen<'a, W> {
                     st.csl_id = self.next_csl;
                     st.csl_begin = d as u16;
                     self.next_csl += 1;
-                    self.w
-                        .caseload(st.csl_id, i as u32, st.csl_staff, "counselor", d, None)?;
+                    self.w.caseload(st.csl_id, i as u32, st.csl_staff, "counselor", d, None)?;
                 }
                 _ => {}
             }
@@ -1194,11 +1038,7 @@ impl<'a, W: Write> Gen<'a, W> {
             6..=8 => &self.by_level[MIDDLE as usize],
             _ => &self.by_level[HIGH as usize],
         };
-        let b: &[u32] = if (0..=8).contains(&grade) {
-            &self.by_level[SPAN as usize]
-        } else {
-            &[]
-        };
+        let b: &[u32] = if (0..=8).contains(&grade) { &self.by_level[SPAN as usize] } else { &[] };
         let n = a.len() + b.len();
         if n < 2 {
             return None;
@@ -1290,13 +1130,7 @@ impl<'a, W: Write> Gen<'a, W> {
                 self.emit_malformed(d, i)?;
                 next_mal = self.next_mal(d);
             }
-            let Gen {
-                w,
-                rng,
-                students,
-                fixes,
-                ..
-            } = self;
+            let Gen { w, rng, students, fixes, .. } = self;
             let s = &mut students[i];
             if s.status != ENROLLED {
                 continue;
@@ -1411,15 +1245,7 @@ impl<'a, W: Write> Gen<'a, W> {
 
     /// Marks in the four core subjects for every enrolled student.
     fn grades(&mut self, d: usize, term: u8, period: u8) -> io::Result<()> {
-        let Gen {
-            w,
-            rng,
-            students,
-            fixes,
-            schools,
-            terms,
-            ..
-        } = self;
+        let Gen { w, rng, students, fixes, schools, terms, .. } = self;
         let term_s = terms[term as usize].as_bytes();
         for (i, s) in students.iter().enumerate() {
             if s.status != ENROLLED {
@@ -1466,11 +1292,7 @@ impl<'a, W: Write> Gen<'a, W> {
         let thr = prob_u32(0.12);
         for i in 0..self.students.len() {
             let s = self.students[i];
-            if s.status == ENROLLED
-                && s.abs_thr > thr
-                && s.flags & F_AIP == 0
-                && self.rng.random::<bool>()
-            {
+            if s.status == ENROLLED && s.abs_thr > thr && s.flags & F_AIP == 0 && self.rng.random::<bool>() {
                 self.students[i].flags |= F_AIP;
                 let id = self.next_prg;
                 self.next_prg += 1;
@@ -1589,28 +1411,15 @@ impl<'a, W: Write> Gen<'a, W> {
             push(last, T_RESOLVED);
         }
         push(last + rng.random_range(120..1620), T_CLOSED);
-        let base = Step {
-            minute: t0 as u16,
-            action: T_OPENED,
-            queue,
-            priority,
-            category,
-            assign: false,
-            ticket,
-            school,
-        };
+        let base =
+            Step { minute: t0 as u16, action: T_OPENED, queue, priority, category, assign: false, ticket, school };
         self.steps[d % STEP_RING].push(base);
         for &(at, action) in &plan[..n] {
             let (day, minute) = add_business(d, t0, at, window);
             if day >= d + STEP_RING || day >= self.cal.len() {
                 break;
             }
-            let step = Step {
-                minute: minute as u16,
-                action,
-                assign: action == T_ASSIGNED,
-                ..base
-            };
+            let step = Step { minute: minute as u16, action, assign: action == T_ASSIGNED, ..base };
             self.steps[day % STEP_RING].push(step);
         }
     }
@@ -1643,8 +1452,7 @@ impl<'a, W: Write> Gen<'a, W> {
                         TARDY => PRESENT,
                         _ => ABS_EXC,
                     };
-                    self.w
-                        .attendance(fix.id, fix.student, fix.school, day, status)?;
+                    self.w.attendance(fix.id, fix.student, fix.school, day, status)?;
                 }
                 K_DIS => {
                     let [behavior, action, days, _] = fix.f;
@@ -1653,19 +1461,11 @@ impl<'a, W: Write> Gen<'a, W> {
                     } else if action == ISS && r % 10 < 5 {
                         (behavior, ISS, 1 + ((days as u64 + r / 10) % 3) as u8)
                     } else {
-                        let b = (behavior as u64 + 1 + (r >> 8) % (BEHAVIORS.len() as u64 - 1))
-                            % BEHAVIORS.len() as u64;
+                        let b =
+                            (behavior as u64 + 1 + (r >> 8) % (BEHAVIORS.len() as u64 - 1)) % BEHAVIORS.len() as u64;
                         (b as u8, action, days)
                     };
-                    self.w.discipline(
-                        fix.id,
-                        fix.student,
-                        fix.school,
-                        day,
-                        behavior,
-                        action,
-                        days,
-                    )?;
+                    self.w.discipline(fix.id, fix.student, fix.school, day, behavior, action, days)?;
                 }
                 K_GRD => {
                     let [term, period, subj, km] = fix.f;
@@ -1679,22 +1479,11 @@ impl<'a, W: Write> Gen<'a, W> {
                         mark + 1
                     };
                     let term_s = self.terms[term as usize].as_bytes();
-                    self.w.grade(
-                        fix.id,
-                        fix.student,
-                        fix.school,
-                        term_s,
-                        period,
-                        subj,
-                        k,
-                        mark,
-                        day,
-                    )?;
+                    self.w.grade(fix.id, fix.student, fix.school, term_s, period, subj, k, mark, day)?;
                 }
                 _ => {
                     let reason = ((fix.f[0] as u64 + 1 + r % 4) % 5) as u8;
-                    self.w
-                        .health(fix.id, fix.student, fix.school, day, reason)?;
+                    self.w.health(fix.id, fix.student, fix.school, day, reason)?;
                 }
             }
             self.w.stats.corrections += 1;
@@ -1757,23 +1546,8 @@ impl<W: Write> Writer<W> {
                 a
             })
             .collect();
-        let offsets = cal
-            .iter()
-            .map(|&d| {
-                if is_dst(d) {
-                    &b"-07:00"[..]
-                } else {
-                    &b"-08:00"[..]
-                }
-            })
-            .collect();
-        Writer {
-            out,
-            buf: Vec::with_capacity(FLUSH_AT + 4096),
-            stats: GenerateStats::default(),
-            dates,
-            offsets,
-        }
+        let offsets = cal.iter().map(|&d| if is_dst(d) { &b"-07:00"[..] } else { &b"-08:00"[..] }).collect();
+        Writer { out, buf: Vec::with_capacity(FLUSH_AT + 4096), stats: GenerateStats::default(), dates, offsets }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -1992,12 +1766,7 @@ impl<W: Write> Writer<W> {
     }
 
     fn program(&mut self, id: u64, stu: u32, program: u8, begin: usize) -> io::Result<()> {
-        self.head(
-            b"program",
-            b"prg-",
-            id,
-            PROGRAM_SOURCES[program as usize].as_bytes(),
-        );
+        self.head(b"program", b"prg-", id, PROGRAM_SOURCES[program as usize].as_bytes());
         self.ref_id(b"student_id", b"stu-", stu as u64 + 1);
         self.str_field(b"program", PROGRAMS[program as usize].as_bytes());
         self.date_field(b"begin_date", begin);
@@ -2024,14 +1793,7 @@ impl<W: Write> Writer<W> {
     }
 
     #[inline]
-    fn attendance(
-        &mut self,
-        id: u64,
-        stu: u32,
-        school: u32,
-        day: usize,
-        status: u8,
-    ) -> io::Result<()> {
+    fn attendance(&mut self, id: u64, stu: u32, school: u32, day: usize, status: u8) -> io::Result<()> {
         self.raw(b"{\"type\":\"attendance\",\"id\":\"att-");
         self.num(id);
         self.raw(b"\",\"source\":\"sis\",\"student_id\":\"stu-");
@@ -2103,14 +1865,7 @@ impl<W: Write> Writer<W> {
         self.end()
     }
 
-    fn ticket(
-        &mut self,
-        id: u64,
-        step: &Step,
-        day: usize,
-        region: u8,
-        lead: u32,
-    ) -> io::Result<()> {
+    fn ticket(&mut self, id: u64, step: &Step, day: usize, region: u8, lead: u32) -> io::Result<()> {
         self.head(b"ticket", b"tks-", id, b"helpdesk");
         self.ref_id(b"ticket_id", b"tkt-", step.ticket as u64);
         self.str_field(b"queue", QUEUES[step.queue as usize].as_bytes());
@@ -2124,20 +1879,14 @@ impl<W: Write> Writer<W> {
         self.raw(b":");
         self.raw(&two(m % 60));
         self.raw(b":");
-        self.raw(&two((step.ticket.wrapping_mul(37)
-            + step.action as u32 * 11)
-            % 60));
+        self.raw(&two((step.ticket.wrapping_mul(37) + step.action as u32 * 11) % 60));
         let off = self.offsets[day];
         self.raw(off);
         self.raw(b"\"");
         self.str_field(b"action", T_ACTIONS[step.action as usize].as_bytes());
         if step.action == T_OPENED {
             self.ref_id(b"school_id", b"sch-", step.school as u64 + 1);
-            let cats: &[&str] = if step.queue == FACILITIES {
-                &FAC_CATS
-            } else {
-                &FAM_CATS
-            };
+            let cats: &[&str] = if step.queue == FACILITIES { &FAC_CATS } else { &FAM_CATS };
             self.str_field(b"category", cats[step.category as usize].as_bytes());
             self.str_field(b"priority", PRIORITIES[step.priority as usize].as_bytes());
         }
@@ -2197,13 +1946,7 @@ mod tests {
     }
 
     fn opts(students: u32, schools: u32, days: u32, seed: u64) -> GenerateOptions {
-        GenerateOptions {
-            students,
-            schools,
-            days,
-            seed,
-            malformed_lines: true,
-        }
+        GenerateOptions { students, schools, days, seed, malformed_lines: true }
     }
 
     fn date(v: &Value) -> Result<NaiveDate, String> {
@@ -2217,11 +1960,7 @@ mod tests {
     /// Checks a record against events.md; Ok(type) when it is valid.
     fn validate(v: &Value) -> Result<String, String> {
         let o = v.as_object().ok_or("not an object")?;
-        let s = |k: &str| {
-            o.get(k)
-                .and_then(Value::as_str)
-                .ok_or(format!("missing {k}"))
-        };
+        let s = |k: &str| o.get(k).and_then(Value::as_str).ok_or(format!("missing {k}"));
         let one_of = |k: &str, dom: &[&str]| -> Result<(), String> {
             let x = s(k)?;
             if dom.contains(&x) {
@@ -2235,12 +1974,7 @@ mod tests {
             Some(x) => date(x).map(|_| ()),
             None => Err(format!("missing {k}")),
         };
-        let req_date = |k: &str| {
-            o.get(k)
-                .ok_or(format!("missing {k}"))
-                .and_then(date)
-                .map(|_| ())
-        };
+        let req_date = |k: &str| o.get(k).ok_or(format!("missing {k}")).and_then(date).map(|_| ());
         let ty = s("type")?.to_string();
         s("id")?;
         s("source")?;
@@ -2271,10 +2005,7 @@ mod tests {
                         "district_admin",
                     ],
                 )?;
-                let schools = o
-                    .get("schools")
-                    .and_then(Value::as_array)
-                    .ok_or("missing schools")?;
+                let schools = o.get("schools").and_then(Value::as_array).ok_or("missing schools")?;
                 if !schools.iter().all(Value::is_string) {
                     return Err("schools not strings".into());
                 }
@@ -2282,10 +2013,7 @@ mod tests {
             "enrollment" => {
                 s("student_id")?;
                 s("school_id")?;
-                let g = o
-                    .get("grade")
-                    .and_then(Value::as_i64)
-                    .ok_or("missing grade")?;
+                let g = o.get("grade").and_then(Value::as_i64).ok_or("missing grade")?;
                 if !(-1..=12).contains(&g) {
                     return Err("grade".into());
                 }
@@ -2303,18 +2031,8 @@ mod tests {
                 s("school_id")?;
                 req_date("date")?;
                 s("behavior")?;
-                one_of(
-                    "action",
-                    &[
-                        "referral",
-                        "in_school_suspension",
-                        "out_of_school_suspension",
-                        "expulsion",
-                    ],
-                )?;
-                o.get("days")
-                    .and_then(Value::as_f64)
-                    .ok_or("missing days")?;
+                one_of("action", &["referral", "in_school_suspension", "out_of_school_suspension", "expulsion"])?;
+                o.get("days").and_then(Value::as_f64).ok_or("missing days")?;
             }
             "grade" => {
                 s("student_id")?;
@@ -2361,15 +2079,12 @@ mod tests {
                 s("school_id")?;
                 s("course_id")?;
                 one_of("subject", &SUBJECTS)?;
-                o.get("enrolled")
-                    .and_then(Value::as_u64)
-                    .ok_or("missing enrolled")?;
+                o.get("enrolled").and_then(Value::as_u64).ok_or("missing enrolled")?;
             }
             "ticket" => {
                 s("ticket_id")?;
                 one_of("queue", &QUEUES)?;
-                chrono::DateTime::parse_from_rfc3339(s("at")?)
-                    .map_err(|e| format!("bad at: {e}"))?;
+                chrono::DateTime::parse_from_rfc3339(s("at")?).map_err(|e| format!("bad at: {e}"))?;
                 one_of("action", &T_ACTIONS)?;
                 if s("action")? == "opened" {
                     s("school_id")?;
@@ -2403,19 +2118,10 @@ mod tests {
         let cal = calendar();
         let mut seen = Vec::new();
         let mut out = Vec::new();
-        generate(&opts(300, 4, 5, 1), &cal, &mut out, |i, d| {
-            seen.push((i, d))
-        })
-        .unwrap();
+        generate(&opts(300, 4, 5, 1), &cal, &mut out, |i, d| seen.push((i, d))).unwrap();
         let want: Vec<_> = cal[..5].iter().copied().enumerate().collect();
         assert_eq!(seen, want);
-        let (_, stats) = run(
-            &GenerateOptions {
-                days: 0,
-                ..opts(300, 4, 0, 1)
-            },
-            &cal,
-        );
+        let (_, stats) = run(&GenerateOptions { days: 0, ..opts(300, 4, 0, 1) }, &cal);
         assert!(stats.records > 300 && stats.malformed == 0);
     }
 
@@ -2435,8 +2141,7 @@ mod tests {
         let mut dated_corrections = 0u64;
         let mut resent = 0u64;
         let mut withdrawn = 0u64;
-        let mut ticket_last: HashMap<String, chrono::DateTime<chrono::FixedOffset>> =
-            HashMap::new();
+        let mut ticket_last: HashMap<String, chrono::DateTime<chrono::FixedOffset>> = HashMap::new();
         for line in text.lines() {
             let v: Value = match serde_json::from_str(line) {
                 Ok(v) => v,
@@ -2456,10 +2161,7 @@ mod tests {
             *by_type.entry(ty.clone()).or_default() += 1;
             let key = (ty.clone(), v["id"].as_str().unwrap().to_string());
             let deleted = v.get("deleted") == Some(&Value::Bool(true));
-            let dated = matches!(
-                ty.as_str(),
-                "attendance" | "discipline" | "grade" | "health_visit"
-            );
+            let dated = matches!(ty.as_str(), "attendance" | "discipline" | "grade" | "health_visit");
             match latest.get(&key) {
                 Some(_) if deleted => withdrawn += 1,
                 Some(_) => {
@@ -2509,13 +2211,8 @@ mod tests {
         }
 
         // Final state.
-        let live = || {
-            latest
-                .iter()
-                .filter_map(|((ty, _), v)| v.as_ref().map(|v| (ty.as_str(), v)))
-        };
-        let mut enrollments: HashMap<&str, Vec<(&str, NaiveDate, Option<NaiveDate>)>> =
-            HashMap::new();
+        let live = || latest.iter().filter_map(|((ty, _), v)| v.as_ref().map(|v| (ty.as_str(), v)));
+        let mut enrollments: HashMap<&str, Vec<(&str, NaiveDate, Option<NaiveDate>)>> = HashMap::new();
         let mut programs: HashMap<&str, HashSet<&str>> = HashMap::new();
         let mut counselors: HashMap<&str, Vec<(NaiveDate, Option<NaiveDate>)>> = HashMap::new();
         for (ty, v) in live() {
@@ -2534,15 +2231,11 @@ mod tests {
                     end("exit_date"),
                 )),
                 "program" => {
-                    programs
-                        .entry(v["program"].as_str().unwrap())
-                        .or_default()
-                        .insert(stu());
+                    programs.entry(v["program"].as_str().unwrap()).or_default().insert(stu());
                 }
-                "caseload" if v["role"] == "counselor" => counselors
-                    .entry(stu())
-                    .or_default()
-                    .push((date(&v["begin_date"]).unwrap(), end("end_date"))),
+                "caseload" if v["role"] == "counselor" => {
+                    counselors.entry(stu()).or_default().push((date(&v["begin_date"]).unwrap(), end("end_date")))
+                }
                 _ => {}
             }
         }
@@ -2571,30 +2264,21 @@ mod tests {
             let stu = v["student_id"].as_str().unwrap();
             let school = v["school_id"].as_str().unwrap();
             let d = date(&v["date"]).unwrap();
-            assert!(
-                student_days.insert((stu, d)),
-                "two attendance records for {stu} on {d}"
-            );
+            assert!(student_days.insert((stu, d)), "two attendance records for {stu} on {d}");
             let covered = enrollments[stu]
                 .iter()
                 .any(|&(s, entry, exit)| s == school && entry <= d && exit.is_none_or(|x| d < x));
             assert!(covered, "attendance not covered by an enrollment: {v}");
-            let csl = counselors
-                .get(stu)
-                .is_some_and(|c| c.iter().any(|&(b, e)| b <= d && e.is_none_or(|e| d < e)));
+            let csl = counselors.get(stu).is_some_and(|c| c.iter().any(|&(b, e)| b <= d && e.is_none_or(|e| d < e)));
             assert!(csl, "no counselor for {stu} on {d}");
             let e = days.entry(stu).or_default();
             e.0 += 1;
-            if matches!(
-                v["status"].as_str().unwrap(),
-                "absent_excused" | "absent_unexcused" | "suspended"
-            ) {
+            if matches!(v["status"].as_str().unwrap(), "absent_excused" | "absent_unexcused" | "suspended") {
                 e.1 += 1;
             }
         }
         let eligible: Vec<_> = days.values().filter(|d| d.0 >= 31).collect();
-        let chronic =
-            eligible.iter().filter(|d| d.1 * 10 >= d.0).count() as f64 / eligible.len() as f64;
+        let chronic = eligible.iter().filter(|d| d.1 * 10 >= d.0).count() as f64 / eligible.len() as f64;
         let absent: u32 = days.values().map(|d| d.1).sum();
         let enrolled: u32 = days.values().map(|d| d.0).sum();
         let correction_share = dated_corrections as f64 / dated_originals as f64;
@@ -2611,14 +2295,8 @@ mod tests {
             stats.malformed,
             by_type,
         );
-        assert!(
-            (0.15..=0.35).contains(&chronic),
-            "chronic absence {chronic}"
-        );
-        assert!(
-            (0.005..=0.02).contains(&correction_share),
-            "corrections {correction_share}"
-        );
+        assert!((0.15..=0.35).contains(&chronic), "chronic absence {chronic}");
+        assert!((0.005..=0.02).contains(&correction_share), "corrections {correction_share}");
         assert!(stats.withdrawals > 0);
     }
 

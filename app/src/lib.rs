@@ -10,8 +10,7 @@ pub mod replay;
 /// Loads a configuration file, or the embedded example when none is given.
 pub fn load_config(path: Option<&std::path::PathBuf>) -> anyhow::Result<config::Config> {
     match path {
-        Some(path) => config::Config::load(path)
-            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display())),
+        Some(path) => config::Config::load(path).map_err(|error| anyhow::anyhow!("{}: {error}", path.display())),
         None => Ok(config::Config::example()),
     }
 }

@@ -7,11 +7,7 @@ use std::path::PathBuf;
 use wholechild::{demo, generate, load_config, replay};
 
 #[derive(Parser)]
-#[command(
-    name = "wholechild",
-    version,
-    about = "Streaming whole-child indicators for a school district"
-)]
+#[command(name = "wholechild", version, about = "Streaming whole-child indicators for a school district")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -74,15 +70,7 @@ fn parse_day(text: &str) -> Result<Day, String> {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Replay {
-            config,
-            events,
-            out,
-            as_of,
-            daily,
-            workers,
-            decode_threads,
-        } => {
+        Command::Replay { config, events, out, as_of, daily, workers, decode_threads } => {
             let config = load_config(Some(&config))?;
             let summary = replay::replay(replay::ReplayOptions {
                 config,
@@ -105,35 +93,20 @@ fn main() -> Result<()> {
                 out.display()
             );
         }
-        Command::Generate {
-            config,
-            students,
-            schools,
-            days,
-            seed,
-            out,
-            no_malformed,
-        } => {
+        Command::Generate { config, students, schools, days, seed, out, no_malformed } => {
             let config = load_config(config.as_ref())?;
-            let calendar: Vec<chrono::NaiveDate> = config
-                .calendar
-                .instructional_days()
-                .iter()
-                .map(|day| day.to_date())
-                .collect();
+            let calendar: Vec<chrono::NaiveDate> =
+                config.calendar.instructional_days().iter().map(|day| day.to_date()).collect();
             let options = generate::GenerateOptions {
                 students,
                 schools,
-                days: days
-                    .unwrap_or(calendar.len() as u32)
-                    .min(calendar.len() as u32),
+                days: days.unwrap_or(calendar.len() as u32).min(calendar.len() as u32),
                 seed,
                 malformed_lines: !no_malformed,
             };
             let stats = match out {
                 Some(path) => {
-                    let file = std::fs::File::create(&path)
-                        .with_context(|| format!("creating {}", path.display()))?;
+                    let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
                     generate::generate(
                         &options,
                         &calendar,

@@ -12,10 +12,7 @@ fn json_text(text: &str) -> String {
 }
 
 fn optional_name(interner: &Interner, sym: Option<Sym>) -> String {
-    sym.map_or_else(
-        || String::from("null"),
-        |sym| json_text(interner.resolve(sym)),
-    )
+    sym.map_or_else(|| String::from("null"), |sym| json_text(interner.resolve(sym)))
 }
 
 /// One student row as a JSON object (no newline). `extra` fields come first (e.g. `as_of`).
@@ -74,29 +71,12 @@ fn school_fields(row: &SchoolRow) -> String {
 }
 
 pub fn school_json(names: &Names, school: Sym, row: &SchoolRow, extra: &str) -> String {
-    format!(
-        "{{{extra}\"school_id\":{},{}}}",
-        json_text(names.schools.resolve(school)),
-        school_fields(row)
-    )
+    format!("{{{extra}\"school_id\":{},{}}}", json_text(names.schools.resolve(school)), school_fields(row))
 }
 
-pub fn rollup_json(
-    names: &Names,
-    level: RollupLevel,
-    id: Option<Sym>,
-    row: &SchoolRow,
-    extra: &str,
-) -> String {
-    let id = id.map_or_else(
-        || json_text("district"),
-        |id| json_text(names.areas.resolve(id)),
-    );
-    format!(
-        "{{{extra}\"level\":\"{}\",\"id\":{id},{}}}",
-        level.as_str(),
-        school_fields(row)
-    )
+pub fn rollup_json(names: &Names, level: RollupLevel, id: Option<Sym>, row: &SchoolRow, extra: &str) -> String {
+    let id = id.map_or_else(|| json_text("district"), |id| json_text(names.areas.resolve(id)));
+    format!("{{{extra}\"level\":\"{}\",\"id\":{id},{}}}", level.as_str(), school_fields(row))
 }
 
 pub fn rejected_json(rejected: &Rejected) -> String {
@@ -144,40 +124,20 @@ pub fn school_tables(
     let mut schools = BTreeMap::new();
     let mut rollups = BTreeMap::new();
     for &(school, info) in directory.keys() {
-        schools.insert(
-            names.schools.resolve(school).to_string(),
-            (school, row_of(RollupKey::School(school))),
-        );
+        schools.insert(names.schools.resolve(school).to_string(), (school, row_of(RollupKey::School(school))));
         for (level, id, key) in [
-            (
-                RollupLevel::Community,
-                info.community,
-                RollupKey::Community(info.community),
-            ),
-            (
-                RollupLevel::LocalDistrict,
-                info.local_district,
-                RollupKey::LocalDistrict(info.local_district),
-            ),
+            (RollupLevel::Community, info.community, RollupKey::Community(info.community)),
+            (RollupLevel::LocalDistrict, info.local_district, RollupKey::LocalDistrict(info.local_district)),
         ] {
-            rollups.insert(
-                (level, names.areas.resolve(id).to_string()),
-                (Some(id), row_of(key)),
-            );
+            rollups.insert((level, names.areas.resolve(id).to_string()), (Some(id), row_of(key)));
         }
     }
-    rollups.insert(
-        (RollupLevel::District, String::from("district")),
-        (None, row_of(RollupKey::District)),
-    );
+    rollups.insert((RollupLevel::District, String::from("district")), (None, row_of(RollupKey::District)));
     SchoolTables { schools, rollups }
 }
 
 /// Writes lines to a file, buffered.
-pub fn write_lines(
-    path: &std::path::Path,
-    lines: impl IntoIterator<Item = String>,
-) -> io::Result<()> {
+pub fn write_lines(path: &std::path::Path, lines: impl IntoIterator<Item = String>) -> io::Result<()> {
     let mut out = io::BufWriter::new(std::fs::File::create(path)?);
     for line in lines {
         out.write_all(line.as_bytes())?;

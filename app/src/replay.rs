@@ -1,13 +1,11 @@
 //! `wholechild replay`: a file of events through the live dataflows, figures to files.
 
 use crate::driver::{drive, DayStats, DriverOptions, Observer};
-use crate::output::{
-    rejected_json, rollup_json, school_json, school_tables, student_json, write_lines, SchoolTables,
-};
+use crate::output::{rejected_json, rollup_json, school_json, school_tables, student_json, write_lines, SchoolTables};
 use anyhow::{Context, Result};
 use dataflows::{Engine, EngineParams};
 use ingest::{Names, Rejected};
-use model::{Day, SchoolRow};
+use model::{Day, SchoolRow, StudentRow};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -36,78 +34,51 @@ pub struct ReplaySummary {
 }
 
 pub fn replay(options: ReplayOptions) -> Result<ReplaySummary> {
-    std::fs::create_dir_all(&options.out)
-        .with_context(|| format!("creating {}", options.out.display()))?;
-    let blocks: Box<dyn Iterator<Item = io::Result<Vec<ingest::Decoded>>> + Send> =
-        if options.events == Path::new("-") {
-            Box::new(ingest::read_ndjson(io::stdin(), options.decode_threads))
-        } else {
-            let file = File::open(&options.events)
-                .with_context(|| format!("opening {}", options.events.display()))?;
-            Box::new(ingest::read_ndjson(file, options.decode_threads))
-        };
-    let params = EngineParams::from_config(&options.config);
-    let driver_options = DriverOptions {
-        daily: options.daily,
-        as_of: options.as_of,
-        decode_threads: options.decode_threads,
+    std::fs::create_dir_all(&options.out).with_context(|| format!("creating {}", options.out.display()))?;
+    let blocks: Box<dyn Iterator<Item = io::Result<Vec<ingest::Decoded>>> + Send> = if options.events == Path::new("-")
+    {
+        Box::new(ingest::read_ndjson(io::stdin(), options.decode_threads))
+    } else {
+        let file = File::open(&options.events).with_context(|| format!("opening {}", options.events.display()))?;
+        Box::new(ingest::read_ndjson(file, options.decode_threads))
     };
+    let params = EngineParams::from_config(&options.config);
+    let driver_options =
+        DriverOptions { daily: options.daily, as_of: options.as_of, decode_threads: options.decode_threads };
     let out = options.out.clone();
-    dataflows::run(
-        options.workers,
-        params,
-        move |engine| -> Result<ReplaySummary> {
-            let mut observer = ReplayFiles::create(&out, driver_options.daily)?;
-            let driven = drive(engine, blocks, &driver_options, &mut observer)?;
-            observer.finish()?;
-            write_final(engine, &driven.names, &out).map(|(students, schools)| ReplaySummary {
-                records: driven.stats.records,
-                rejected: driven.rejected,
-                corrections: driven.stats.corrections,
-                withdrawals: driven.stats.withdrawals,
-                students,
-                schools,
-                as_of: driven.as_of,
-            })
-        },
-    )
+    dataflows::run(options.workers, params, move |engine| -> Result<ReplaySummary> {
+        let mut observer = ReplayFiles::create(&out, driver_options.daily)?;
+        let driven = drive(engine, blocks, &driver_options, &mut observer)?;
+        observer.finish()?;
+        write_final(engine, &driven.names, &out).map(|(students, schools)| ReplaySummary {
+            records: driven.stats.records,
+            rejected: driven.rejected,
+            corrections: driven.stats.corrections,
+            withdrawals: driven.stats.withdrawals,
+            students,
+            schools,
+            as_of: driven.as_of,
+        })
+    })
     .map_err(anyhow::Error::msg)?
 }
 
 /// Writes students, schools and rollups as of the final epoch; returns their counts.
 fn write_final(engine: &mut Engine, names: &Names, out: &Path) -> Result<(usize, usize)> {
-    let mut students: Vec<(String, String)> = engine
-        .take_rows()
-        .into_iter()
-        .filter_map(|(_, student, row)| {
-            row.map(|row| {
-                (
-                    names.students.resolve(student).to_string(),
-                    student_json(names, &row, ""),
-                )
-            })
-        })
-        .collect();
-    students.sort_unstable();
+    // Rows are sorted by id and rendered one at a time: at district scale, holding every
+    // rendered line would cost a third of a gigabyte.
+    let mut students: Vec<StudentRow> = engine.take_rows().into_iter().filter_map(|(_, _, row)| row).collect();
+    students.sort_unstable_by(|a, b| names.students.resolve(a.student).cmp(names.students.resolve(b.student)));
     let student_count = students.len();
-    write_lines(
-        &out.join("students.ndjson"),
-        students.into_iter().map(|(_, line)| line),
-    )?;
+    write_lines(&out.join("students.ndjson"), students.iter().map(|row| student_json(names, row, "")))?;
     let tables = current_tables(engine, names);
     write_lines(
         &out.join("schools.ndjson"),
-        tables
-            .schools
-            .values()
-            .map(|(school, row)| school_json(names, *school, row, "")),
+        tables.schools.values().map(|(school, row)| school_json(names, *school, row, "")),
     )?;
     write_lines(
         &out.join("rollups.ndjson"),
-        tables
-            .rollups
-            .iter()
-            .map(|((level, _), (id, row))| rollup_json(names, *level, *id, row, "")),
+        tables.rollups.iter().map(|((level, _), (id, row))| rollup_json(names, *level, *id, row, "")),
     )?;
     Ok((student_count, tables.schools.len()))
 }
@@ -137,9 +108,7 @@ impl ReplayFiles {
     fn create(out: &Path, daily: bool) -> Result<ReplayFiles> {
         let create = |name: &str| -> Result<BufWriter<File>> {
             let path = out.join(name);
-            Ok(BufWriter::new(
-                File::create(&path).with_context(|| format!("creating {}", path.display()))?,
-            ))
+            Ok(BufWriter::new(File::create(&path).with_context(|| format!("creating {}", path.display()))?))
         };
         let daily = if daily {
             std::fs::create_dir_all(out.join("daily"))?;
@@ -153,10 +122,7 @@ impl ReplayFiles {
         } else {
             None
         };
-        Ok(ReplayFiles {
-            rejected: create("rejected.ndjson")?,
-            daily,
-        })
+        Ok(ReplayFiles { rejected: create("rejected.ndjson")?, daily })
     }
 
     fn finish(mut self) -> Result<()> {
@@ -176,13 +142,7 @@ impl Observer for ReplayFiles {
         Ok(())
     }
 
-    fn day_closed(
-        &mut self,
-        engine: &mut Engine,
-        names: &Names,
-        day: Day,
-        _stats: &DayStats,
-    ) -> Result<()> {
+    fn day_closed(&mut self, engine: &mut Engine, names: &Names, day: Day, _stats: &DayStats) -> Result<()> {
         let Some(daily) = &mut self.daily else {
             return Ok(());
         };
@@ -194,32 +154,21 @@ impl Observer for ReplayFiles {
                 Some(row) => writeln!(daily.students, "{}", student_json(names, &row, &as_of))?,
                 None => {
                     let id = serde_json::to_string(names.students.resolve(student))?;
-                    writeln!(
-                        daily.students,
-                        "{{{as_of}\"student_id\":{id},\"withdrawn\":true}}"
-                    )?
+                    writeln!(daily.students, "{{{as_of}\"student_id\":{id},\"withdrawn\":true}}")?
                 }
             }
         }
         let tables = current_tables(engine, names);
         for (id, (school, row)) in &tables.schools {
             if daily.last_schools.get(id) != Some(row) {
-                writeln!(
-                    daily.schools,
-                    "{}",
-                    school_json(names, *school, row, &as_of)
-                )?;
+                writeln!(daily.schools, "{}", school_json(names, *school, row, &as_of))?;
                 daily.last_schools.insert(id.clone(), *row);
             }
         }
         for ((level, id), (sym, row)) in &tables.rollups {
             let key = format!("{}:{id}", level.as_str());
             if daily.last_rollups.get(&key) != Some(row) {
-                writeln!(
-                    daily.rollups,
-                    "{}",
-                    rollup_json(names, *level, *sym, row, &as_of)
-                )?;
+                writeln!(daily.rollups, "{}", rollup_json(names, *level, *sym, row, &as_of))?;
                 daily.last_rollups.insert(key, *row);
             }
         }

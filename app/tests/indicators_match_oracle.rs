@@ -39,12 +39,7 @@ const SCHOOLS: &[&str] = &["k1", "k2", "k3"];
 
 impl Scenario {
     fn new(seed: u64) -> Scenario {
-        Scenario {
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            records: Vec::new(),
-            next_id: 0,
-            day: date("2026-08-28"),
-        }
+        Scenario { rng: ChaCha8Rng::seed_from_u64(seed), records: Vec::new(), next_id: 0, day: date("2026-08-28") }
     }
 
     fn fresh_id(&mut self, prefix: &str) -> String {
@@ -63,15 +58,11 @@ impl Scenario {
             6..=8 => -self.rng.random_range(1..45),
             _ => self.rng.random_range(1..5),
         };
-        (self.day + chrono::Duration::days(offset))
-            .format("%Y-%m-%d")
-            .to_string()
+        (self.day + chrono::Duration::days(offset)).format("%Y-%m-%d").to_string()
     }
 
     fn school_record(&mut self, id: &str) -> Value {
-        let level = *["elementary", "middle", "high", "span"]
-            .choose(&mut self.rng)
-            .unwrap();
+        let level = *["elementary", "middle", "high", "span"].choose(&mut self.rng).unwrap();
         let community = *["c1", "c2"].choose(&mut self.rng).unwrap();
         let local_district = *["ld1", "ld2"].choose(&mut self.rng).unwrap();
         json!({"type":"school","id":id,"source":"sis","name":"A School","level":level,"local_district":local_district,"community":community,"region":"r1"})
@@ -85,11 +76,9 @@ impl Scenario {
             0..=9 => {
                 let entry = self.near_date();
                 let exit = if self.rng.random_bool(0.3) {
-                    json!(
-                        (date(&entry) + chrono::Duration::days(self.rng.random_range(0..40)))
-                            .format("%Y-%m-%d")
-                            .to_string()
-                    )
+                    json!((date(&entry) + chrono::Duration::days(self.rng.random_range(0..40)))
+                        .format("%Y-%m-%d")
+                        .to_string())
                 } else {
                     Value::Null
                 };
@@ -97,47 +86,28 @@ impl Scenario {
                 json!({"type":"enrollment","id":id,"source":"sis","student_id":student,"school_id":school,"grade":7,"entry_date":entry,"exit_date":exit})
             }
             10..=54 => {
-                let status = *[
-                    "present",
-                    "tardy",
-                    "absent_excused",
-                    "absent_unexcused",
-                    "suspended",
-                ]
-                .choose(&mut self.rng)
-                .unwrap();
+                let status = *["present", "tardy", "absent_excused", "absent_unexcused", "suspended"]
+                    .choose(&mut self.rng)
+                    .unwrap();
                 let id = self.fresh_id("a");
                 let when = self.near_date();
                 json!({"type":"attendance","id":id,"source":"sis","student_id":student,"school_id":school,"date":when,"status":status})
             }
             55..=64 => {
-                let action = *[
-                    "referral",
-                    "in_school_suspension",
-                    "out_of_school_suspension",
-                    "expulsion",
-                ]
-                .choose(&mut self.rng)
-                .unwrap();
-                let days = if action.contains("suspension") {
-                    *[0.5, 1.0, 2.0].choose(&mut self.rng).unwrap()
-                } else {
-                    0.0
-                };
+                let action = *["referral", "in_school_suspension", "out_of_school_suspension", "expulsion"]
+                    .choose(&mut self.rng)
+                    .unwrap();
+                let days =
+                    if action.contains("suspension") { *[0.5, 1.0, 2.0].choose(&mut self.rng).unwrap() } else { 0.0 };
                 let id = self.fresh_id("d");
                 let when = self.near_date();
                 json!({"type":"discipline","id":id,"source":"sis","student_id":student,"school_id":school,"date":when,"behavior":"b1","action":action,"days":days})
             }
             65..=76 => {
                 let term = *["2026-27-S1", "2026-27-S2"].choose(&mut self.rng).unwrap();
-                let (course, subject) = *[
-                    ("m1", "math"),
-                    ("e1", "ela"),
-                    ("h1", "social_studies"),
-                    ("x1", "science"),
-                ]
-                .choose(&mut self.rng)
-                .unwrap();
+                let (course, subject) = *[("m1", "math"), ("e1", "ela"), ("h1", "social_studies"), ("x1", "science")]
+                    .choose(&mut self.rng)
+                    .unwrap();
                 let mark = *["A", "C", "F", "F"].choose(&mut self.rng).unwrap();
                 let id = self.fresh_id("g");
                 let when = self.near_date();
@@ -149,15 +119,9 @@ impl Scenario {
                 json!({"type":"health_visit","id":id,"source":"nurse","student_id":student,"school_id":school,"date":when,"reason":"illness"})
             }
             83..=87 => {
-                let program = *["homeless", "foster_youth", "low_income"]
-                    .choose(&mut self.rng)
-                    .unwrap();
+                let program = *["homeless", "foster_youth", "low_income"].choose(&mut self.rng).unwrap();
                 let begin = self.near_date();
-                let end = if self.rng.random_bool(0.3) {
-                    json!(self.near_date()).clone()
-                } else {
-                    Value::Null
-                };
+                let end = if self.rng.random_bool(0.3) { json!(self.near_date()).clone() } else { Value::Null };
                 let end = match end.as_str() {
                     Some(e) if e < begin.as_str() => Value::Null,
                     _ => end,
@@ -167,9 +131,7 @@ impl Scenario {
             }
             88..=92 => {
                 let staff = *["t1", "t2", "t3"].choose(&mut self.rng).unwrap();
-                let role = *["counselor", "counselor", "psw"]
-                    .choose(&mut self.rng)
-                    .unwrap();
+                let role = *["counselor", "counselor", "psw"].choose(&mut self.rng).unwrap();
                 let begin = self.near_date();
                 let id = self.fresh_id("c");
                 json!({"type":"caseload","id":id,"source":"sis","student_id":student,"staff_id":staff,"role":role,"begin_date":begin,"end_date":null})
@@ -212,103 +174,55 @@ impl Scenario {
 }
 
 fn parse_lines(lines: impl IntoIterator<Item = String>) -> Vec<Value> {
-    lines
-        .into_iter()
-        .map(|line| serde_json::from_str(&line).expect("engine writes JSON"))
-        .collect()
+    lines.into_iter().map(|line| serde_json::from_str(&line).expect("engine writes JSON")).collect()
 }
 
 /// Runs `steps` records through the engine, comparing with the oracle after each.
 fn check_against_oracle(seed: u64, steps: usize, workers: usize) {
     let config = config::Config::parse(CONFIG).unwrap();
     let params = EngineParams::from_config(&config);
-    let holidays: Vec<NaiveDate> = config
-        .calendar
-        .holidays
-        .iter()
-        .map(|d| d.to_date())
-        .collect();
+    let holidays: Vec<NaiveDate> = config.calendar.holidays.iter().map(|d| d.to_date()).collect();
     let oracle_params = OracleParams::defaults(date("2026-08-31"), date("2026-12-18"), holidays);
     let failures = dataflows::run(workers, params, move |engine| {
-        let options = DriverOptions {
-            daily: false,
-            as_of: None,
-            decode_threads: 1,
-        };
+        let options = DriverOptions { daily: false, as_of: None, decode_threads: 1 };
         let mut scenario = Scenario::new(seed);
         let mut feeder = Feeder::new();
-        let schools: Vec<Value> = SCHOOLS
-            .iter()
-            .map(|id| scenario.school_record(id))
-            .collect();
+        let schools: Vec<Value> = SCHOOLS.iter().map(|id| scenario.school_record(id)).collect();
         for record in schools {
             scenario.records.push(record);
         }
         for record in scenario.records.clone() {
             let event = ingest::decode_line(record.to_string().as_bytes()).unwrap();
-            feeder
-                .feed(
-                    engine,
-                    Decoded::Record { line: 0, event },
-                    &options,
-                    &mut NoObserver,
-                )
-                .unwrap();
+            feeder.feed(engine, Decoded::Record { line: 0, event }, &options, &mut NoObserver).unwrap();
         }
         for step in 0..steps {
             let record = scenario.next_record();
-            let event = ingest::decode_line(record.to_string().as_bytes())
-                .unwrap_or_else(|r| panic!("{r}: {record}"));
-            feeder
-                .feed(
-                    engine,
-                    Decoded::Record {
-                        line: step as u64,
-                        event,
-                    },
-                    &options,
-                    &mut NoObserver,
-                )
-                .unwrap();
+            let event = ingest::decode_line(record.to_string().as_bytes()).unwrap_or_else(|r| panic!("{r}: {record}"));
+            feeder.feed(engine, Decoded::Record { line: step as u64, event }, &options, &mut NoObserver).unwrap();
             scenario.records.push(record.clone());
             // Evaluate as of the clock's day (or a day before the first dated record).
             let as_of = feeder.clock.unwrap_or(model::Day::from_date(scenario.day));
             engine.close_epoch(as_of, Snapshot::All);
             let names = &feeder.upsert.names;
             let students = parse_lines(
-                engine
-                    .take_rows()
-                    .into_iter()
-                    .filter_map(|(_, _, row)| row.map(|row| student_json(names, &row, ""))),
+                engine.take_rows().into_iter().filter_map(|(_, _, row)| row.map(|row| student_json(names, &row, ""))),
             );
             let tables = {
                 let counts = engine.outputs().counts.lock().unwrap();
                 let directory = engine.outputs().directory.lock().unwrap();
                 school_tables(names, &counts, &directory)
             };
-            let schools = parse_lines(
-                tables
-                    .schools
-                    .values()
-                    .map(|(school, row)| school_json(names, *school, row, "")),
-            );
+            let schools =
+                parse_lines(tables.schools.values().map(|(school, row)| school_json(names, *school, row, "")));
             let rollups = parse_lines(
-                tables
-                    .rollups
-                    .iter()
-                    .map(|((level, _), (id, row))| rollup_json(names, *level, *id, row, "")),
+                tables.rollups.iter().map(|((level, _), (id, row))| rollup_json(names, *level, *id, row, "")),
             );
             let expected = oracle::compute(&scenario.records, &oracle_params, as_of.to_date());
             let differences = oracle::diff(&expected, &students, &schools, &rollups);
             if !differences.is_empty() {
                 return Some(format!(
                     "seed {seed}, step {step} (as of {as_of}), after record {record}:\n{}",
-                    differences
-                        .iter()
-                        .take(15)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join("\n")
+                    differences.iter().take(15).cloned().collect::<Vec<_>>().join("\n")
                 ));
             }
         }

@@ -27,13 +27,7 @@ impl Calendar {
             count_through.push(instructional.len() as u32);
             day = day.next();
         }
-        Calendar {
-            first_day,
-            last_day,
-            holidays,
-            instructional,
-            count_through,
-        }
+        Calendar { first_day, last_day, holidays, instructional, count_through }
     }
 
     /// The instructional days, in order.
@@ -83,43 +77,23 @@ mod tests {
     #[test]
     fn counts_weekdays_less_holidays() {
         // 2026-08-31 is a Monday; two weeks with the Monday of the second a holiday.
-        let calendar = Calendar::new(
-            day("2026-08-31"),
-            day("2026-09-11"),
-            [day("2026-09-07")].into(),
-        );
+        let calendar = Calendar::new(day("2026-08-31"), day("2026-09-11"), [day("2026-09-07")].into());
         assert_eq!(calendar.instructional_days().len(), 9);
         assert_eq!(calendar.count_through(day("2026-08-30")), 0);
         assert_eq!(calendar.count_through(day("2026-09-06")), 5);
         assert_eq!(calendar.count_through(day("2026-09-07")), 5);
         assert_eq!(calendar.count_through(day("2027-01-01")), 9);
-        assert_eq!(
-            calendar.count_between(day("2026-09-04"), day("2026-09-08")),
-            2
-        );
+        assert_eq!(calendar.count_between(day("2026-09-04"), day("2026-09-08")), 2);
         assert!(!calendar.is_instructional(day("2026-09-05")));
     }
 
     #[test]
     fn window_start_counts_back_instructional_days() {
-        let calendar = Calendar::new(
-            day("2026-08-31"),
-            day("2026-09-11"),
-            [day("2026-09-07")].into(),
-        );
+        let calendar = Calendar::new(day("2026-08-31"), day("2026-09-11"), [day("2026-09-07")].into());
         assert_eq!(calendar.window_start(day("2026-08-30"), 3), None);
-        assert_eq!(
-            calendar.window_start(day("2026-09-01"), 3),
-            Some(day("2026-08-31"))
-        );
-        assert_eq!(
-            calendar.window_start(day("2026-09-08"), 3),
-            Some(day("2026-09-03"))
-        );
+        assert_eq!(calendar.window_start(day("2026-09-01"), 3), Some(day("2026-08-31")));
+        assert_eq!(calendar.window_start(day("2026-09-08"), 3), Some(day("2026-09-03")));
         // A Saturday: the window ends on the Saturday, and starts three instructional days back.
-        assert_eq!(
-            calendar.window_start(day("2026-09-05"), 3),
-            Some(day("2026-09-02"))
-        );
+        assert_eq!(calendar.window_start(day("2026-09-05"), 3), Some(day("2026-09-02")));
     }
 }

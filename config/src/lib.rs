@@ -49,11 +49,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "configuration refused ({} problem(s)):",
-            self.problems.len()
-        )?;
+        writeln!(f, "configuration refused ({} problem(s)):", self.problems.len())?;
         for problem in &self.problems {
             writeln!(f, "  {problem}")?;
         }

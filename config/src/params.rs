@@ -18,11 +18,7 @@ pub struct AttendanceParams {
 
 impl Default for AttendanceParams {
     fn default() -> Self {
-        AttendanceParams {
-            chronic_min_days_enrolled: 31,
-            chronic_absence_min: 1_000,
-            window_instructional_days: 30,
-        }
+        AttendanceParams { chronic_min_days_enrolled: 31, chronic_absence_min: 1_000, window_instructional_days: 30 }
     }
 }
 
@@ -30,8 +26,7 @@ impl AttendanceParams {
     /// `days_enrolled >= minimum` and `days_absent >= share x days_enrolled`.
     pub fn is_chronic(&self, days_enrolled: u32, days_absent: u32) -> bool {
         days_enrolled >= self.chronic_min_days_enrolled
-            && u64::from(days_absent) * 10_000
-                >= u64::from(self.chronic_absence_min) * u64::from(days_enrolled)
+            && u64::from(days_absent) * 10_000 >= u64::from(self.chronic_absence_min) * u64::from(days_enrolled)
     }
 }
 
@@ -79,9 +74,7 @@ impl Default for SectionParams {
 
 impl SectionParams {
     pub fn is_oversized(&self, level: SchoolLevel, subject: Subject, enrolled: u32) -> bool {
-        enrolled > self.cap
-            && self.capped_subjects.contains(&subject)
-            && self.capped_levels.contains(&level)
+        enrolled > self.cap && self.capped_subjects.contains(&subject) && self.capped_levels.contains(&level)
     }
 }
 

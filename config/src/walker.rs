@@ -15,26 +15,12 @@ struct Walker<'a> {
 
 impl<'a> Walker<'a> {
     fn line_of(&self, span: Option<std::ops::Range<usize>>) -> Option<usize> {
-        span.map(|span| {
-            self.source[..span.start.min(self.source.len())]
-                .matches('\n')
-                .count()
-                + 1
-        })
+        span.map(|span| self.source[..span.start.min(self.source.len())].matches('\n').count() + 1)
     }
 
-    fn problem(
-        &mut self,
-        span: Option<std::ops::Range<usize>>,
-        key: &str,
-        message: impl Into<String>,
-    ) {
+    fn problem(&mut self, span: Option<std::ops::Range<usize>>, key: &str, message: impl Into<String>) {
         let line = self.line_of(span);
-        self.problems.push(Problem {
-            line,
-            key: key.to_string(),
-            message: message.into(),
-        });
+        self.problems.push(Problem { line, key: key.to_string(), message: message.into() });
     }
 
     /// Refuses keys of `table` outside `allowed`.
@@ -43,22 +29,13 @@ impl<'a> Walker<'a> {
             if !allowed.contains(&key) {
                 let span = table.key(key).and_then(|k| k.span());
                 let full = join(path, key);
-                self.problem(
-                    span,
-                    &full,
-                    format!("unknown key (known keys: {})", allowed.join(", ")),
-                );
+                self.problem(span, &full, format!("unknown key (known keys: {})", allowed.join(", ")));
             }
         }
     }
 
     /// A sub-table of `table`, if present and a table.
-    fn table<'t>(
-        &mut self,
-        table: &'t dyn TableLike,
-        path: &str,
-        key: &str,
-    ) -> Option<&'t dyn TableLike> {
+    fn table<'t>(&mut self, table: &'t dyn TableLike, path: &str, key: &str) -> Option<&'t dyn TableLike> {
         let item = table.get(key)?;
         match item.as_table_like() {
             Some(sub) => Some(sub),
@@ -69,25 +46,14 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn integer(
-        &mut self,
-        table: &dyn TableLike,
-        path: &str,
-        key: &str,
-        default: u32,
-        min: u32,
-    ) -> u32 {
+    fn integer(&mut self, table: &dyn TableLike, path: &str, key: &str, default: u32, min: u32) -> u32 {
         let Some(item) = table.get(key) else {
             return default;
         };
         match item.as_integer() {
             Some(value) if value >= i64::from(min) && value <= i64::from(u32::MAX) => value as u32,
             Some(value) => {
-                self.problem(
-                    item.span(),
-                    &join(path, key),
-                    format!("{value} is out of range (at least {min})"),
-                );
+                self.problem(item.span(), &join(path, key), format!("{value} is out of range (at least {min})"));
                 default
             }
             None => {
@@ -98,24 +64,13 @@ impl<'a> Walker<'a> {
     }
 
     /// A percentage (integer or float, 0..=100, at most two decimals) as basis points.
-    fn percent(
-        &mut self,
-        table: &dyn TableLike,
-        path: &str,
-        key: &str,
-        default: BasisPoints,
-    ) -> BasisPoints {
+    fn percent(&mut self, table: &dyn TableLike, path: &str, key: &str, default: BasisPoints) -> BasisPoints {
         let Some(item) = table.get(key) else {
             return default;
         };
-        let value = item
-            .as_float()
-            .or_else(|| item.as_integer().map(|i| i as f64));
+        let value = item.as_float().or_else(|| item.as_integer().map(|i| i as f64));
         match value {
-            Some(value)
-                if (0.0..=100.0).contains(&value)
-                    && ((value * 100.0).round() - value * 100.0).abs() < 1e-6 =>
-            {
+            Some(value) if (0.0..=100.0).contains(&value) && ((value * 100.0).round() - value * 100.0).abs() < 1e-6 => {
                 (value * 100.0).round() as u32
             }
             Some(value) => {
@@ -127,11 +82,7 @@ impl<'a> Walker<'a> {
                 default
             }
             None => {
-                self.problem(
-                    item.span(),
-                    &join(path, key),
-                    "expected a number (a percentage)",
-                );
+                self.problem(item.span(), &join(path, key), "expected a number (a percentage)");
                 default
             }
         }
@@ -196,11 +147,7 @@ impl<'a> Walker<'a> {
         for value in array.iter() {
             match value.as_str().and_then(parse) {
                 Some(parsed) => out.push(parsed),
-                None => self.problem(
-                    value.span(),
-                    &join(path, key),
-                    format!("expected one of: {domain}"),
-                ),
+                None => self.problem(value.span(), &join(path, key), format!("expected one of: {domain}")),
             }
         }
         out
@@ -217,11 +164,7 @@ impl<'a> Walker<'a> {
             (text.len() == 5 && hours < 24 && minutes < 60).then_some(hours * 60 + minutes)
         });
         parsed.unwrap_or_else(|| {
-            self.problem(
-                item.span(),
-                &join(path, key),
-                "expected a local time \"HH:MM\"",
-            );
+            self.problem(item.span(), &join(path, key), "expected a local time \"HH:MM\"");
             default
         })
     }
@@ -238,39 +181,22 @@ fn join(path: &str, key: &str) -> String {
 pub(crate) fn parse_config(source: &str) -> Result<Config, ConfigError> {
     let document = ImDocument::parse(source).map_err(|error| ConfigError {
         problems: vec![Problem {
-            line: error
-                .span()
-                .map(|span| source[..span.start].matches('\n').count() + 1),
+            line: error.span().map(|span| source[..span.start].matches('\n').count() + 1),
             key: String::from("(syntax)"),
             message: error.message().to_string(),
         }],
     })?;
     let root = document.as_table();
-    let mut walker = Walker {
-        source,
-        problems: Vec::new(),
-    };
-    walker.refuse_unknown(
-        root,
-        "",
-        &["calendar", "attendance", "flags", "sections", "sla"],
-    );
+    let mut walker = Walker { source, problems: Vec::new() };
+    walker.refuse_unknown(root, "", &["calendar", "attendance", "flags", "sections", "sla"]);
     let calendar = read_calendar(&mut walker, root);
     let attendance = read_attendance(&mut walker, root);
     let flags = read_flags(&mut walker, root);
     let sections = read_sections(&mut walker, root);
     let sla = read_sla(&mut walker, root);
     match calendar {
-        Some(calendar) if walker.problems.is_empty() => Ok(Config {
-            calendar,
-            attendance,
-            flags,
-            sections,
-            sla,
-        }),
-        _ => Err(ConfigError {
-            problems: walker.problems,
-        }),
+        Some(calendar) if walker.problems.is_empty() => Ok(Config { calendar, attendance, flags, sections, sla }),
+        _ => Err(ConfigError { problems: walker.problems }),
     }
 }
 
@@ -301,11 +227,7 @@ fn read_calendar(walker: &mut Walker, root: &dyn TableLike) -> Option<Calendar> 
     let (first_day, last_day) = (first_day?, last_day?);
     if first_day > last_day {
         let span = table.get("last_day").and_then(|item| item.span());
-        walker.problem(
-            span,
-            "calendar.last_day",
-            format!("{last_day} is before first_day {first_day}"),
-        );
+        walker.problem(span, "calendar.last_day", format!("{last_day} is before first_day {first_day}"));
         return None;
     }
     if last_day.0 - first_day.0 > 731 {
@@ -329,11 +251,7 @@ fn read_attendance(walker: &mut Walker, root: &dyn TableLike) -> AttendanceParam
     walker.refuse_unknown(
         table,
         path,
-        &[
-            "chronic_min_days_enrolled",
-            "chronic_absence_min_percent",
-            "window_instructional_days",
-        ],
+        &["chronic_min_days_enrolled", "chronic_absence_min_percent", "window_instructional_days"],
     );
     AttendanceParams {
         chronic_min_days_enrolled: walker.integer(
@@ -343,12 +261,7 @@ fn read_attendance(walker: &mut Walker, root: &dyn TableLike) -> AttendanceParam
             defaults.chronic_min_days_enrolled,
             0,
         ),
-        chronic_absence_min: walker.percent(
-            table,
-            path,
-            "chronic_absence_min_percent",
-            defaults.chronic_absence_min,
-        ),
+        chronic_absence_min: walker.percent(table, path, "chronic_absence_min_percent", defaults.chronic_absence_min),
         window_instructional_days: walker.integer(
             table,
             path,
@@ -385,12 +298,7 @@ fn read_flags(walker: &mut Walker, root: &dyn TableLike) -> FlagParams {
             d.attendance_min_days_enrolled,
             0,
         ),
-        attendance_rate_below: walker.percent(
-            table,
-            path,
-            "attendance_rate_below_percent",
-            d.attendance_rate_below,
-        ),
+        attendance_rate_below: walker.percent(table, path, "attendance_rate_below_percent", d.attendance_rate_below),
         behavior_min_suspensions: walker.integer(
             table,
             path,
@@ -405,13 +313,7 @@ fn read_flags(walker: &mut Walker, root: &dyn TableLike) -> FlagParams {
             d.behavior_min_incidents_30,
             1,
         ),
-        course_min_failing_core: walker.integer(
-            table,
-            path,
-            "course_min_failing_core",
-            d.course_min_failing_core,
-            1,
-        ),
+        course_min_failing_core: walker.integer(table, path, "course_min_failing_core", d.course_min_failing_core, 1),
         course_min_failing_marks: walker.integer(
             table,
             path,
@@ -455,26 +357,11 @@ fn read_sla(walker: &mut Walker, root: &dyn TableLike) -> SlaParams {
     let Some(table) = walker.table(root, "", "sla") else {
         return d;
     };
-    walker.refuse_unknown(
-        table,
-        "sla",
-        &[
-            "at_risk_percent",
-            "breached_percent",
-            "facilities",
-            "family",
-        ],
-    );
+    walker.refuse_unknown(table, "sla", &["at_risk_percent", "breached_percent", "facilities", "family"]);
     SlaParams {
         at_risk: walker.percent(table, "sla", "at_risk_percent", d.at_risk),
         breached: walker.percent(table, "sla", "breached_percent", d.breached),
-        facilities: read_queue(
-            walker,
-            table,
-            "facilities",
-            &["emergency", "urgent", "routine"],
-            d.facilities,
-        ),
+        facilities: read_queue(walker, table, "facilities", &["emergency", "urgent", "routine"], d.facilities),
         family: read_queue(walker, table, "family", &["any"], d.family),
     }
 }
@@ -493,61 +380,26 @@ fn read_queue(
     let mut allowed = vec!["business_day_start", "business_day_end"];
     allowed.extend_from_slice(priorities);
     walker.refuse_unknown(table, &path, &allowed);
-    let start = walker.clock_time(
-        table,
-        &path,
-        "business_day_start",
-        defaults.business_day_start_minute,
-    );
-    let end = walker.clock_time(
-        table,
-        &path,
-        "business_day_end",
-        defaults.business_day_end_minute,
-    );
+    let start = walker.clock_time(table, &path, "business_day_start", defaults.business_day_start_minute);
+    let end = walker.clock_time(table, &path, "business_day_end", defaults.business_day_end_minute);
     if start >= end {
         let span = table.get("business_day_end").and_then(|item| item.span());
-        walker.problem(
-            span,
-            &join(&path, "business_day_end"),
-            "must be after business_day_start",
-        );
+        walker.problem(span, &join(&path, "business_day_end"), "must be after business_day_start");
     }
     let mut targets = defaults.targets.clone();
     for (priority_name, (priority, target)) in priorities.iter().zip(targets.iter_mut()) {
-        debug_assert_eq!(
-            priority.map(TicketPriority::as_str).unwrap_or("any"),
-            *priority_name
-        );
+        debug_assert_eq!(priority.map(TicketPriority::as_str).unwrap_or("any"), *priority_name);
         let Some(sub) = walker.table(table, &path, priority_name) else {
             continue;
         };
         let sub_path = join(&path, priority_name);
-        walker.refuse_unknown(
-            sub,
-            &sub_path,
-            &["response_business_hours", "resolution_business_days"],
-        );
-        target.response_business_hours = walker.integer(
-            sub,
-            &sub_path,
-            "response_business_hours",
-            target.response_business_hours,
-            1,
-        );
-        target.resolution_business_days = walker.integer(
-            sub,
-            &sub_path,
-            "resolution_business_days",
-            target.resolution_business_days,
-            1,
-        );
+        walker.refuse_unknown(sub, &sub_path, &["response_business_hours", "resolution_business_days"]);
+        target.response_business_hours =
+            walker.integer(sub, &sub_path, "response_business_hours", target.response_business_hours, 1);
+        target.resolution_business_days =
+            walker.integer(sub, &sub_path, "resolution_business_days", target.resolution_business_days, 1);
     }
-    QueueSla {
-        business_day_start_minute: start,
-        business_day_end_minute: end,
-        targets,
-    }
+    QueueSla { business_day_start_minute: start, business_day_end_minute: end, targets }
 }
 
 #[cfg(test)]
@@ -556,9 +408,7 @@ mod tests {
 
     #[test]
     fn a_file_with_only_a_calendar_takes_every_default() {
-        let config =
-            parse_config("[calendar]\nfirst_day = \"2026-08-31\"\nlast_day = 2027-05-10\n")
-                .unwrap();
+        let config = parse_config("[calendar]\nfirst_day = \"2026-08-31\"\nlast_day = 2027-05-10\n").unwrap();
         assert_eq!(config.attendance, AttendanceParams::default());
         assert_eq!(config.flags, FlagParams::default());
         assert_eq!(config.sections, SectionParams::default());
@@ -571,10 +421,7 @@ mod tests {
         let config = Config::example();
         assert_eq!(config.calendar.instructional_days().len(), 180);
         assert_eq!(config.attendance.chronic_absence_min, 1_000);
-        assert_eq!(
-            config.sla.facilities.targets[1].1.resolution_business_days,
-            3
-        );
+        assert_eq!(config.sla.facilities.targets[1].1.resolution_business_days, 3);
     }
 
     #[test]
@@ -588,19 +435,12 @@ mod tests {
             (4, "calendar.holiday", "unknown key"),
             (2, "calendar.first_day", "expected a date"),
             (8, "attendance.window_days", "unknown key"),
-            (
-                7,
-                "attendance.chronic_absence_min_percent",
-                "not a percentage",
-            ),
+            (7, "attendance.chronic_absence_min_percent", "not a percentage"),
             (10, "sections.capped_levels", "expected one of"),
         ];
         for (line, key, message) in expect {
             assert!(
-                error
-                    .problems
-                    .iter()
-                    .any(|p| p.line == Some(line) && p.key == key && p.message.contains(message)),
+                error.problems.iter().any(|p| p.line == Some(line) && p.key == key && p.message.contains(message)),
                 "missing {line} {key} {message} in {rendered:#?}"
             );
         }
@@ -626,11 +466,7 @@ mod tests {
         let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(
             keys,
-            [
-                "calendar.last_day",
-                "sla.family.business_day_end",
-                "sla.family.any.response_business_hours"
-            ]
+            ["calendar.last_day", "sla.family.business_day_end", "sla.family.any.response_business_hours"]
         );
     }
 }

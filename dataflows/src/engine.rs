@@ -41,10 +41,7 @@ impl EngineParams {
     pub fn from_config(config: &Config) -> EngineParams {
         EngineParams {
             calendar: Arc::new(config.calendar.clone()),
-            student: Arc::new(StudentParams {
-                attendance: config.attendance.clone(),
-                flags: config.flags.clone(),
-            }),
+            student: Arc::new(StudentParams { attendance: config.attendance.clone(), flags: config.flags.clone() }),
             sections: Arc::new(config.sections.clone()),
         }
     }
@@ -82,11 +79,7 @@ impl Engine<'_> {
         match fact {
             Fact::Student(student, fact) => self.students.update((student, fact), diff),
             Fact::School(school, info) => self.schools.update((school, info), diff),
-            Fact::Section {
-                school,
-                subject,
-                enrolled,
-            } => self.sections.update((school, (subject, enrolled)), diff),
+            Fact::Section { school, subject, enrolled } => self.sections.update((school, (subject, enrolled)), diff),
         }
     }
 
@@ -149,42 +142,17 @@ where
     let guards = timely::execute(timely::Config::process(workers.max(1)), move |worker| {
         let (students, schools, sections, clock, probe) = build(worker, &params, &outputs);
         let calendar = params.calendar.clone();
-        let mut engine = Engine {
-            worker,
-            students,
-            schools,
-            sections,
-            clock,
-            probe,
-            epoch: 0,
-            outputs: outputs.clone(),
-            calendar,
-        };
-        let driver = if engine.worker.index() == 0 {
-            driver.lock().expect("driver").take()
-        } else {
-            None
-        };
+        let mut engine =
+            Engine { worker, students, schools, sections, clock, probe, epoch: 0, outputs: outputs.clone(), calendar };
+        let driver = if engine.worker.index() == 0 { driver.lock().expect("driver").take() } else { None };
         let result = driver.map(|driver| driver(&mut engine));
-        let Engine {
-            worker,
-            students,
-            schools,
-            sections,
-            clock,
-            ..
-        } = engine;
+        let Engine { worker, students, schools, sections, clock, .. } = engine;
         drop((students, schools, sections, clock));
         while worker.step_or_park(None) {}
         result
     })?;
-    let mut results = guards
-        .join()
-        .into_iter()
-        .collect::<Result<Vec<_>, String>>()?;
-    results
-        .swap_remove(0)
-        .ok_or_else(|| String::from("worker 0 returned no result"))
+    let mut results = guards.join().into_iter().collect::<Result<Vec<_>, String>>()?;
+    results.swap_remove(0).ok_or_else(|| String::from("worker 0 returned no result"))
 }
 
 type Inputs = (
@@ -210,30 +178,17 @@ fn build(worker: &mut Worker, params: &EngineParams, outputs: &Outputs) -> Input
             params.student.clone(),
             outputs.rows.clone(),
         );
-        let counts = rollup_counts(
-            contributions,
-            schools.clone(),
-            sections,
-            params.sections.clone(),
-        );
+        let counts = rollup_counts(contributions, schools.clone(), sections, params.sections.clone());
         let probe = ProbeHandle::new();
         let count_sink = outputs.counts.clone();
-        counts
-            .inspect(move |(key, _time, diff)| accumulate(&count_sink, *key, *diff))
-            .probe_with(&probe);
+        counts.inspect(move |(key, _time, diff)| accumulate(&count_sink, *key, *diff)).probe_with(&probe);
         let directory_sink = outputs.directory.clone();
-        schools
-            .inspect(move |(entry, _time, diff)| accumulate(&directory_sink, *entry, *diff))
-            .probe_with(&probe);
+        schools.inspect(move |(entry, _time, diff)| accumulate(&directory_sink, *entry, *diff)).probe_with(&probe);
         (students_in, schools_in, sections_in, clock_in, probe)
     })
 }
 
-fn accumulate<K: std::hash::Hash + Eq + Copy>(
-    sink: &Mutex<FxHashMap<K, i64>>,
-    key: K,
-    diff: isize,
-) {
+fn accumulate<K: std::hash::Hash + Eq + Copy>(sink: &Mutex<FxHashMap<K, i64>>, key: K, diff: isize) {
     let mut map = sink.lock().expect("sink");
     let count = map.entry(key).or_insert(0);
     *count += diff as i64;

@@ -40,38 +40,22 @@ pub struct Evaluation {
     pub contributions: Vec<(Sym, Category)>,
 }
 
-pub fn evaluate(
-    student: Sym,
-    state: &StudentState,
-    as_of: &AsOf,
-    params: &StudentParams,
-) -> Evaluation {
+pub fn evaluate(student: Sym, state: &StudentState, as_of: &AsOf, params: &StudentParams) -> Evaluation {
     if !state.enrollments.iter().any(|e| e.entry <= as_of.day) {
         return Evaluation::default();
     }
     let attendance = attendance::attendance(state, as_of);
     let discipline = discipline::discipline(state, as_of);
     let failing = grades::failing_courses(state, as_of);
-    let attendance_flag = rules::attendance_flag(
-        &params.flags,
-        attendance.days_enrolled,
-        attendance.days_absent,
-    );
-    let behavior_flag = rules::behavior_flag(
-        &params.flags,
-        discipline.suspensions,
-        discipline.incidents_30,
-    );
-    let course_flag =
-        rules::course_flag(&params.flags, failing.failing_core, failing.failing_marks);
+    let attendance_flag = rules::attendance_flag(&params.flags, attendance.days_enrolled, attendance.days_absent);
+    let behavior_flag = rules::behavior_flag(&params.flags, discipline.suspensions, discipline.incidents_30);
+    let course_flag = rules::course_flag(&params.flags, failing.failing_core, failing.failing_marks);
     let tier = rules::tier(attendance_flag, behavior_flag, course_flag);
     let row = StudentRow {
         student,
         days_enrolled: attendance.days_enrolled,
         days_absent: attendance.days_absent,
-        chronically_absent: params
-            .attendance
-            .is_chronic(attendance.days_enrolled, attendance.days_absent),
+        chronically_absent: params.attendance.is_chronic(attendance.days_enrolled, attendance.days_absent),
         days_enrolled_30: attendance.days_enrolled_30,
         days_absent_30: attendance.days_absent_30,
         suspensions: discipline.suspensions,
@@ -98,23 +82,15 @@ pub fn evaluate(
         if year.days_enrolled >= params.attendance.chronic_min_days_enrolled {
             contributions.push((year.school, Category::ChronicEligible));
         }
-        if params
-            .attendance
-            .is_chronic(year.days_enrolled, year.days_absent)
-        {
+        if params.attendance.is_chronic(year.days_enrolled, year.days_absent) {
             contributions.push((year.school, Category::ChronicallyAbsent));
         }
-        let suspended = discipline
-            .suspension_days_by_school
-            .iter()
-            .any(|&(school, days)| school == year.school && days >= 100);
+        let suspended =
+            discipline.suspension_days_by_school.iter().any(|&(school, days)| school == year.school && days >= 100);
         if suspended {
             contributions.push((year.school, Category::Suspended));
         }
     }
     contributions.sort_unstable();
-    Evaluation {
-        row: Some(row),
-        contributions,
-    }
+    Evaluation { row: Some(row), contributions }
 }

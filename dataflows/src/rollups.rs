@@ -33,19 +33,14 @@ pub fn rollup_counts<'s>(
     let levels = schools.clone().map(|(school, info)| (school, info.level));
     let oversized = sections
         .join(levels)
-        .filter(move |(_, ((subject, enrolled), level))| {
-            section_params.is_oversized(*level, *subject, *enrolled)
-        })
+        .filter(move |(_, ((subject, enrolled), level))| section_params.is_oversized(*level, *subject, *enrolled))
         .map(|(school, _)| (school, Category::OversizedSection));
-    contributions
-        .concat(oversized)
-        .join(schools)
-        .flat_map(|(school, (category, info))| {
-            [
-                (RollupKey::School(school), category),
-                (RollupKey::Community(info.community), category),
-                (RollupKey::LocalDistrict(info.local_district), category),
-                (RollupKey::District, category),
-            ]
-        })
+    contributions.concat(oversized).join(schools).flat_map(|(school, (category, info))| {
+        [
+            (RollupKey::School(school), category),
+            (RollupKey::Community(info.community), category),
+            (RollupKey::LocalDistrict(info.local_district), category),
+            (RollupKey::District, category),
+        ]
+    })
 }

@@ -16,7 +16,7 @@ use crate::indicators::AsOf;
 use crate::student_state::StudentState;
 use config::Calendar;
 use differential_dataflow::{AsCollection, VecCollection};
-use model::{Day, StudentFact, StudentRow, Sym};
+use model::{Day, Interner, StudentFact, StudentRow, Sym};
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
@@ -47,7 +47,8 @@ pub struct ClockTick {
 /// Student rows reported by snapshots: (epoch, student, row or `None` if it disappeared).
 pub type RowSink = Arc<Mutex<Vec<(u64, Sym, Option<StudentRow>)>>>;
 
-/// One student's slot: records in force, and what was last emitted for it.
+/// One student's slot: records in force, and what was last emitted for it. Slots are
+/// boxed so that the growing vector of them moves 8 bytes per student, not ~250.
 #[derive(Default)]
 struct Slot {
     state: StudentState,
@@ -83,107 +84,96 @@ pub fn student_indicators<'s>(
     let exchange = Exchange::new(|update: &Update| u64::from((update.0).0 .0));
     facts
         .inner
-        .binary_frontier(
-            clock,
-            exchange,
-            Pipeline,
-            "StudentIndicators",
-            move |_capability, _info| {
-                let mut slots: Vec<Slot> = Vec::new();
-                let mut pending_facts: BTreeMap<u64, Vec<(Sym, StudentFact, isize)>> =
-                    BTreeMap::new();
-                let mut pending_ticks: BTreeMap<u64, (Capability<u64>, ClockTick)> =
-                    BTreeMap::new();
-                let mut last_day: Option<Day> = None;
-                move |(facts_in, facts_frontier), (clock_in, clock_frontier), output| {
-                    facts_in.for_each_stamp(|_capability, containers| {
-                        for container in containers {
-                            for ((student, fact), time, diff) in container.drain(..) {
-                                pending_facts
-                                    .entry(time)
-                                    .or_default()
-                                    .push((student, fact, diff));
+        .binary_frontier(clock, exchange, Pipeline, "StudentIndicators", move |_capability, _info| {
+            let mut slots: Vec<Box<Slot>> = Vec::new();
+            let mut next_epoch = 0u64;
+            let mut terms = Interner::default();
+            let mut pending_facts: BTreeMap<u64, Vec<(Sym, StudentFact, isize)>> = BTreeMap::new();
+            let mut pending_ticks: BTreeMap<u64, (Capability<u64>, ClockTick)> = BTreeMap::new();
+            let mut last_day: Option<Day> = None;
+            move |(facts_in, facts_frontier), (clock_in, clock_frontier), output| {
+                // Facts of the epoch being gathered are applied at once (the epoch is
+                // evaluated only when complete); facts of a later epoch wait for it.
+                facts_in.for_each_stamp(|_capability, containers| {
+                    for container in containers {
+                        for ((student, fact), time, diff) in container.drain(..) {
+                            if time == next_epoch {
+                                apply_fact(&mut slots, peers, &mut terms, student, fact, diff);
+                            } else {
+                                pending_facts.entry(time).or_default().push((student, fact, diff));
                             }
-                        }
-                    });
-                    clock_in.for_each_stamp(|capability, containers| {
-                        for container in containers {
-                            for tick in container.drain(..) {
-                                let time = *capability.least().expect("clock ticks carry a time");
-                                let retained = capability.delayed(&time, 0);
-                                pending_ticks.insert(time, (retained, tick));
-                            }
-                        }
-                    });
-                    while let Some((&epoch, _)) = pending_ticks.first_key_value() {
-                        if facts_frontier.less_equal(&epoch) || clock_frontier.less_equal(&epoch) {
-                            break;
-                        }
-                        let (capability, tick) = pending_ticks.remove(&epoch).expect("present");
-                        for (student, fact, diff) in
-                            pending_facts.remove(&epoch).unwrap_or_default()
-                        {
-                            let index = (student.0 / peers) as usize;
-                            if index >= slots.len() {
-                                slots.resize_with(index + 1, Slot::default);
-                            }
-                            let slot = &mut slots[index];
-                            let applied = slot.state.apply(fact, diff);
-                            debug_assert!(applied, "retraction of a fact not in force");
-                            slot.dirty = true;
-                        }
-                        let everyone =
-                            last_day != Some(tick.as_of) || tick.snapshot != Snapshot::None;
-                        last_day = Some(tick.as_of);
-                        let as_of = AsOf::new(
-                            tick.as_of,
-                            &calendar,
-                            params.attendance.window_instructional_days,
-                        );
-                        let mut session = output.session(&capability);
-                        let mut reported = Vec::new();
-                        for (index, slot) in slots.iter_mut().enumerate() {
-                            if !(slot.dirty || everyone)
-                                || (slot.state.is_empty()
-                                    && slot.contributions.is_empty()
-                                    && slot.row_hash == 0)
-                            {
-                                continue;
-                            }
-                            slot.dirty = false;
-                            let student = Sym(index as u32 * peers + worker);
-                            let evaluation = evaluate(student, &slot.state, &as_of, &params);
-                            for (pair, diff) in
-                                contribution_changes(&slot.contributions, &evaluation.contributions)
-                            {
-                                session.give((pair, epoch, diff));
-                            }
-                            slot.contributions = evaluation.contributions;
-                            if tick.snapshot != Snapshot::None {
-                                let hash = row_hash(&evaluation.row);
-                                if tick.snapshot == Snapshot::All || hash != slot.row_hash {
-                                    if evaluation.row.is_some() || slot.row_hash != 0 {
-                                        reported.push((epoch, student, evaluation.row));
-                                    }
-                                }
-                                slot.row_hash = hash;
-                            }
-                        }
-                        if !reported.is_empty() {
-                            rows.lock().expect("row sink").extend(reported);
                         }
                     }
+                });
+                clock_in.for_each_stamp(|capability, containers| {
+                    for container in containers {
+                        for tick in container.drain(..) {
+                            let time = *capability.least().expect("clock ticks carry a time");
+                            let retained = capability.delayed(&time, 0);
+                            pending_ticks.insert(time, (retained, tick));
+                        }
+                    }
+                });
+                while let Some((&epoch, _)) = pending_ticks.first_key_value() {
+                    if facts_frontier.less_equal(&epoch) || clock_frontier.less_equal(&epoch) {
+                        break;
+                    }
+                    let (capability, tick) = pending_ticks.remove(&epoch).expect("present");
+                    for (student, fact, diff) in pending_facts.remove(&epoch).unwrap_or_default() {
+                        apply_fact(&mut slots, peers, &mut terms, student, fact, diff);
+                    }
+                    next_epoch = epoch + 1;
+                    let everyone = last_day != Some(tick.as_of) || tick.snapshot != Snapshot::None;
+                    last_day = Some(tick.as_of);
+                    let as_of = AsOf::new(tick.as_of, &calendar, params.attendance.window_instructional_days, &terms);
+                    let mut session = output.session(&capability);
+                    let mut reported = Vec::new();
+                    for (index, slot) in slots.iter_mut().enumerate() {
+                        if !(slot.dirty || everyone)
+                            || (slot.state.is_empty() && slot.contributions.is_empty() && slot.row_hash == 0)
+                        {
+                            continue;
+                        }
+                        slot.dirty = false;
+                        let student = Sym(index as u32 * peers + worker);
+                        let evaluation = evaluate(student, &slot.state, &as_of, &params);
+                        for (pair, diff) in contribution_changes(&slot.contributions, &evaluation.contributions) {
+                            session.give((pair, epoch, diff));
+                        }
+                        slot.contributions = evaluation.contributions;
+                        if tick.snapshot != Snapshot::None {
+                            let hash = row_hash(&evaluation.row);
+                            if tick.snapshot == Snapshot::All || hash != slot.row_hash {
+                                if evaluation.row.is_some() || slot.row_hash != 0 {
+                                    reported.push((epoch, student, evaluation.row));
+                                }
+                            }
+                            slot.row_hash = hash;
+                        }
+                    }
+                    if !reported.is_empty() {
+                        rows.lock().expect("row sink").extend(reported);
+                    }
                 }
-            },
-        )
+            }
+        })
         .as_collection()
 }
 
+/// Applies one fact to its student's slot (creating slots up to it) and marks it dirty.
+fn apply_fact(slots: &mut Vec<Box<Slot>>, peers: u32, terms: &mut Interner, student: Sym, fact: StudentFact, diff: isize) {
+    let index = (student.0 / peers) as usize;
+    if index >= slots.len() {
+        slots.resize_with(index + 1, Box::default);
+    }
+    let slot = &mut slots[index];
+    let applied = slot.state.apply(fact, diff, terms);
+    debug_assert!(applied, "retraction of a fact not in force");
+    slot.dirty = true;
+}
+
 /// The changes from a student's old to new (school, category) pairs (both sorted).
-fn contribution_changes(
-    old: &[(Sym, Category)],
-    new: &[(Sym, Category)],
-) -> Vec<((Sym, Category), isize)> {
+fn contribution_changes(old: &[(Sym, Category)], new: &[(Sym, Category)]) -> Vec<((Sym, Category), isize)> {
     let mut changes = Vec::new();
     let (mut i, mut j) = (0, 0);
     while i < old.len() || j < new.len() {
@@ -219,10 +209,7 @@ mod tests {
         let a = (Sym(1), Category::Enrolled);
         let b = (Sym(1), Category::Tier(2));
         let c = (Sym(2), Category::SchoolYear);
-        assert_eq!(
-            contribution_changes(&[a, b], &[a, c]),
-            vec![(b, -1), (c, 1)]
-        );
+        assert_eq!(contribution_changes(&[a, b], &[a, c]), vec![(b, -1), (c, 1)]);
         assert_eq!(contribution_changes(&[], &[a]), vec![(a, 1)]);
         assert_eq!(contribution_changes(&[a], &[]), vec![(a, -1)]);
     }

@@ -6,7 +6,7 @@
 //! cached, since every evaluation needs it and enrollments rarely change.
 
 use compact_str::CompactString;
-use model::{CaseloadRole, Day, DisciplineAction, Mark, ProgramKind, StudentFact, Subject, Sym};
+use model::{CaseloadRole, Day, DisciplineAction, Interner, Mark, ProgramKind, StudentFact, Subject, Sym};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Enrollment {
@@ -26,7 +26,9 @@ pub struct Discipline {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grade {
-    pub term: CompactString,
+    /// The term, interned in the worker's term table (terms are few; a grade is one of
+    /// the ~10 million records a district holds, so four bytes instead of 24 matter).
+    pub term: Sym,
     pub course: Sym,
     pub subject: Subject,
     pub mark: Mark,
@@ -92,8 +94,14 @@ fn remove_one<T: PartialEq>(items: &mut Vec<T>, item: &T) -> bool {
 }
 
 /// Adds (`diff` = +1) or removes (-1) one item of a multiset.
+/// Vectors grow one element at a time while small: most students have one or two
+/// enrollments, programs and caseloads, and the default growth (to four) would double
+/// what 600,000 students' records take.
 fn change<T: PartialEq>(items: &mut Vec<T>, item: T, diff: isize) -> bool {
     if diff > 0 {
+        if items.len() == items.capacity() && items.len() < 8 {
+            items.reserve_exact(1);
+        }
         items.push(item);
         true
     } else {
@@ -104,94 +112,28 @@ fn change<T: PartialEq>(items: &mut Vec<T>, item: T, diff: isize) -> bool {
 impl StudentState {
     /// Applies one fact change; returns false if a retraction found nothing to retract
     /// (which the upsert stage never sends).
-    pub fn apply(&mut self, fact: StudentFact, diff: isize) -> bool {
+    pub fn apply(&mut self, fact: StudentFact, diff: isize, terms: &mut Interner) -> bool {
         debug_assert!(diff == 1 || diff == -1);
         match fact {
-            StudentFact::Enrollment {
-                school,
-                entry,
-                exit,
-                tie,
-            } => {
-                let changed = change(
-                    &mut self.enrollments,
-                    Enrollment {
-                        school,
-                        entry,
-                        exit,
-                        tie,
-                    },
-                    diff,
-                );
+            StudentFact::Enrollment { school, entry, exit, tie } => {
+                let changed = change(&mut self.enrollments, Enrollment { school, entry, exit, tie }, diff);
                 self.segments = school_timeline(&self.enrollments);
                 changed
             }
             StudentFact::Absence { day } => self.change_absence(day, diff),
-            StudentFact::Discipline {
-                school,
-                date,
-                action,
-                days_hundredths,
-            } => change(
-                &mut self.discipline,
-                Discipline {
-                    school,
-                    date,
-                    action,
-                    days_hundredths,
-                },
-                diff,
-            ),
-            StudentFact::Grade {
-                term,
-                course,
-                subject,
-                mark,
-                date,
-                tie,
-            } => change(
-                &mut self.grades,
-                Grade {
-                    term,
-                    course,
-                    subject,
-                    mark,
-                    date,
-                    tie,
-                },
-                diff,
-            ),
+            StudentFact::Discipline { school, date, action, days_hundredths } => {
+                change(&mut self.discipline, Discipline { school, date, action, days_hundredths }, diff)
+            }
+            StudentFact::Grade { term, course, subject, mark, date, tie } => {
+                change(&mut self.grades, Grade { term: terms.intern(&term), course, subject, mark, date, tie }, diff)
+            }
             StudentFact::HealthVisit { date } => change(&mut self.health_visits, date, diff),
-            StudentFact::Program {
-                program,
-                begin,
-                end,
-            } => change(
-                &mut self.programs,
-                Program {
-                    program,
-                    begin,
-                    end,
-                },
-                diff,
-            ),
-            StudentFact::Caseload {
-                staff,
-                role,
-                begin,
-                end,
-                tie,
-            } => change(
-                &mut self.caseloads,
-                Caseload {
-                    staff,
-                    role,
-                    begin,
-                    end,
-                    tie,
-                },
-                diff,
-            ),
+            StudentFact::Program { program, begin, end } => {
+                change(&mut self.programs, Program { program, begin, end }, diff)
+            }
+            StudentFact::Caseload { staff, role, begin, end, tie } => {
+                change(&mut self.caseloads, Caseload { staff, role, begin, end, tie }, diff)
+            }
         }
     }
 
@@ -224,10 +166,7 @@ impl StudentState {
     /// The segment covering `day`, if the student is enrolled on it.
     pub fn segment_on(&self, day: Day) -> Option<&Segment> {
         let index = self.segments.partition_point(|segment| segment.from <= day);
-        index
-            .checked_sub(1)
-            .map(|i| &self.segments[i])
-            .filter(|segment| segment.covers(day))
+        index.checked_sub(1).map(|i| &self.segments[i]).filter(|segment| segment.covers(day))
     }
 }
 
@@ -235,10 +174,7 @@ impl StudentState {
 /// wins, ties broken by the greatest record id. Built from the enrollments' boundaries
 /// (a student has a handful), so it costs nothing per day.
 pub fn school_timeline(enrollments: &[Enrollment]) -> Vec<Segment> {
-    let mut boundaries: Vec<Day> = enrollments
-        .iter()
-        .flat_map(|e| std::iter::once(e.entry).chain(e.exit))
-        .collect();
+    let mut boundaries: Vec<Day> = enrollments.iter().flat_map(|e| std::iter::once(e.entry).chain(e.exit)).collect();
     boundaries.sort_unstable();
     boundaries.dedup();
     let mut segments: Vec<Segment> = Vec::new();
@@ -250,14 +186,8 @@ pub fn school_timeline(enrollments: &[Enrollment]) -> Vec<Segment> {
             .max_by(|a, b| (a.entry, &a.tie).cmp(&(b.entry, &b.tie)));
         let Some(winner) = winner else { continue };
         match segments.last_mut() {
-            Some(last) if last.school == winner.school && last.until == Some(from) => {
-                last.until = until
-            }
-            _ => segments.push(Segment {
-                from,
-                until,
-                school: winner.school,
-            }),
+            Some(last) if last.school == winner.school && last.until == Some(from) => last.until = until,
+            _ => segments.push(Segment { from, until, school: winner.school }),
         }
     }
     segments
@@ -272,38 +202,18 @@ mod tests {
     }
 
     fn enrollment(school: u32, entry: i32, exit: Option<i32>, tie: &str) -> Enrollment {
-        Enrollment {
-            school: Sym(school),
-            entry: day(entry),
-            exit: exit.map(day),
-            tie: tie.into(),
-        }
+        Enrollment { school: Sym(school), entry: day(entry), exit: exit.map(day), tie: tie.into() }
     }
 
     #[test]
     fn a_later_overlapping_enrollment_wins_and_the_earlier_resumes() {
-        let timeline = school_timeline(&[
-            enrollment(1, 0, None, "a"),
-            enrollment(2, 10, Some(20), "b"),
-        ]);
+        let timeline = school_timeline(&[enrollment(1, 0, None, "a"), enrollment(2, 10, Some(20), "b")]);
         assert_eq!(
             timeline,
             vec![
-                Segment {
-                    from: day(0),
-                    until: Some(day(10)),
-                    school: Sym(1)
-                },
-                Segment {
-                    from: day(10),
-                    until: Some(day(20)),
-                    school: Sym(2)
-                },
-                Segment {
-                    from: day(20),
-                    until: None,
-                    school: Sym(1)
-                },
+                Segment { from: day(0), until: Some(day(10)), school: Sym(1) },
+                Segment { from: day(10), until: Some(day(20)), school: Sym(2) },
+                Segment { from: day(20), until: None, school: Sym(1) },
             ]
         );
     }
@@ -315,26 +225,9 @@ mod tests {
             enrollment(2, 0, Some(5), "b"),
             enrollment(3, 8, None, "c"),
         ]);
-        assert_eq!(
-            timeline[0],
-            Segment {
-                from: day(0),
-                until: Some(day(5)),
-                school: Sym(2)
-            }
-        );
-        assert_eq!(
-            timeline[1],
-            Segment {
-                from: day(8),
-                until: None,
-                school: Sym(3)
-            }
-        );
-        let state = StudentState {
-            segments: timeline,
-            ..Default::default()
-        };
+        assert_eq!(timeline[0], Segment { from: day(0), until: Some(day(5)), school: Sym(2) });
+        assert_eq!(timeline[1], Segment { from: day(8), until: None, school: Sym(3) });
+        let state = StudentState { segments: timeline, ..Default::default() };
         assert!(state.segment_on(day(6)).is_none());
         assert_eq!(state.segment_on(day(100)).unwrap().school, Sym(3));
     }
@@ -342,12 +235,13 @@ mod tests {
     #[test]
     fn absences_are_a_multiset_per_day() {
         let mut state = StudentState::default();
-        assert!(state.apply(StudentFact::Absence { day: day(3) }, 1));
-        assert!(state.apply(StudentFact::Absence { day: day(3) }, 1));
-        assert!(state.apply(StudentFact::Absence { day: day(3) }, -1));
+        let terms = &mut Interner::default();
+        assert!(state.apply(StudentFact::Absence { day: day(3) }, 1, terms));
+        assert!(state.apply(StudentFact::Absence { day: day(3) }, 1, terms));
+        assert!(state.apply(StudentFact::Absence { day: day(3) }, -1, terms));
         assert_eq!(state.absences, vec![(day(3), 1)]);
-        assert!(state.apply(StudentFact::Absence { day: day(3) }, -1));
-        assert!(!state.apply(StudentFact::Absence { day: day(3) }, -1));
+        assert!(state.apply(StudentFact::Absence { day: day(3) }, -1, terms));
+        assert!(!state.apply(StudentFact::Absence { day: day(3) }, -1, terms));
         assert!(state.is_empty());
     }
 }

@@ -44,7 +44,10 @@ struct DecodedBlock {
 
 /// Decodes a stream on `threads` threads; yields blocks of decoded lines in input order.
 /// Blank lines are skipped. An IO error ends the stream with that error.
-pub fn read_ndjson<R: Read + Send + 'static>(reader: R, threads: usize) -> impl Iterator<Item = io::Result<Vec<Decoded>>> {
+pub fn read_ndjson<R: Read + Send + 'static>(
+    reader: R,
+    threads: usize,
+) -> impl Iterator<Item = io::Result<Vec<Decoded>>> {
     spawn(threads, move |senders| cut_stream(reader, senders))
 }
 
@@ -164,7 +167,9 @@ fn decode_block(bytes: &[u8]) -> DecodedBlock {
         }
         lines.push(match decode_line(line) {
             Ok(event) => Decoded::Record { line: number, event },
-            Err(reason) => Decoded::Rejected(Rejected { line: number, reason, raw: String::from_utf8_lossy(line).into_owned() }),
+            Err(reason) => {
+                Decoded::Rejected(Rejected { line: number, reason, raw: String::from_utf8_lossy(line).into_owned() })
+            }
         });
     }
     DecodedBlock { newlines, lines }
@@ -203,17 +208,21 @@ mod tests {
     #[test]
     fn lines_come_back_in_order_with_their_numbers_whatever_the_threads() {
         let text = sample(30_000); // several blocks
-        let expected: Vec<(u64, bool)> = (0..30_000u64).filter(|i| i % 1000 != 8).map(|i| (i + 1, i % 1000 != 7)).collect();
-        let from_stream: Vec<Decoded> = read_ndjson(std::io::Cursor::new(text.clone().into_bytes()), 3).flat_map(|b| b.unwrap()).collect();
+        let expected: Vec<(u64, bool)> =
+            (0..30_000u64).filter(|i| i % 1000 != 8).map(|i| (i + 1, i % 1000 != 7)).collect();
+        let from_stream: Vec<Decoded> =
+            read_ndjson(std::io::Cursor::new(text.clone().into_bytes()), 3).flat_map(|b| b.unwrap()).collect();
         assert_eq!(numbered(&from_stream), expected);
-        let with_one_thread: Vec<Decoded> = read_ndjson(std::io::Cursor::new(text.into_bytes()), 1).flat_map(|b| b.unwrap()).collect();
+        let with_one_thread: Vec<Decoded> =
+            read_ndjson(std::io::Cursor::new(text.into_bytes()), 1).flat_map(|b| b.unwrap()).collect();
         assert_eq!(with_one_thread, from_stream);
     }
 
     #[test]
     fn a_last_line_without_newline_is_read() {
         let text = "\n{\"type\":\"school\"}\r\n{\"type\":\"bogus\",\"id\":\"1\",\"source\":\"x\"}";
-        let decoded: Vec<Decoded> = read_ndjson(std::io::Cursor::new(text.as_bytes().to_vec()), 1).flat_map(|b| b.unwrap()).collect();
+        let decoded: Vec<Decoded> =
+            read_ndjson(std::io::Cursor::new(text.as_bytes().to_vec()), 1).flat_map(|b| b.unwrap()).collect();
         assert_eq!(numbered(&decoded), vec![(2, false), (3, false)]);
     }
 }

@@ -7,13 +7,14 @@
 //! Present/tardy attendance contributes no fact, so it is not stored either: a
 //! correction from present to absent finds nothing to retract, which is right, since
 //! the present version counted nowhere. The 128-bit key makes a collision between two
-//! of the district's ~20 million stored keys about as likely as 1 in 10^24.
+//! of the district's ~20 million stored keys vanishingly unlikely (see [`KeyHash`]).
 
 use model::{
-    CaseloadRole, Day, DisciplineAction, Event, EventBody, Fact, Interner, Mark, ProgramKind,
-    RecordKey, SchoolInfo, SchoolLevel, StudentFact, Subject, Sym,
+    CaseloadRole, Day, DisciplineAction, Event, EventBody, Fact, Interner, Mark, ProgramKind, RecordKey, RecordType,
+    SchoolInfo, SchoolLevel, StudentFact, Subject, Sym,
 };
 use rustc_hash::FxHashMap;
+use std::collections::hash_map::Entry;
 
 /// The interners of every identifier space, owned by the upsert stage.
 #[derive(Default, Debug)]
@@ -27,6 +28,20 @@ pub struct Names {
     pub terms: Interner,
 }
 
+/// An optional day in four bytes (the maps below hold ~20 million of these).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct MaybeDay(i32);
+
+impl MaybeDay {
+    fn new(day: Option<Day>) -> MaybeDay {
+        MaybeDay(day.map_or(i32::MIN, |day| day.0))
+    }
+
+    fn get(self) -> Option<Day> {
+        (self.0 != i32::MIN).then_some(Day(self.0))
+    }
+}
+
 /// What a stored key contributes, without the text the key itself carries.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Stored {
@@ -38,7 +53,7 @@ enum Stored {
         student: Sym,
         school: Sym,
         entry: Day,
-        exit: Option<Day>,
+        exit: MaybeDay,
     },
     Discipline {
         student: Sym,
@@ -63,14 +78,14 @@ enum Stored {
         student: Sym,
         program: ProgramKind,
         begin: Day,
-        end: Option<Day>,
+        end: MaybeDay,
     },
     Caseload {
         student: Sym,
         staff: Sym,
         role: CaseloadRole,
         begin: Day,
-        end: Option<Day>,
+        end: MaybeDay,
     },
     /// The school's own id is the record's id.
     School {
@@ -99,13 +114,75 @@ pub struct UpsertStats {
 #[derive(Default)]
 pub struct Upsert {
     pub names: Names,
-    stored: FxHashMap<u128, Stored>,
+    stored: StoredKeys,
     pub stats: UpsertStats,
 }
 
-fn key_hash(key: &RecordKey) -> u128 {
+/// A 128-bit hash of (type, id): 64 bits index the maps, 32 more confirm a match, so two
+/// of the district's ~20 million keys would be confused with probability ~10^-15 a year.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct KeyHash {
+    index: u64,
+    check: u32,
+}
+
+fn key_hash(key: &RecordKey) -> KeyHash {
     // Seeding by type keeps equal ids of different types apart without copying the id.
-    xxhash_rust::xxh3::xxh3_128_with_seed(key.id.as_bytes(), key.record_type as u64)
+    let hash = xxhash_rust::xxh3::xxh3_128_with_seed(key.id.as_bytes(), key.record_type as u64);
+    KeyHash { index: hash as u64, check: (hash >> 64) as u32 }
+}
+
+/// The stored versions in force. Design: absences, by far the most numerous, get a map
+/// of their own with 16-byte values; everything else shares one with 24-byte values.
+/// Keys are 64-bit with a 32-bit check beside the value; the rare key whose 64 bits
+/// collide with another's goes to a small overflow map, so nothing is ever confused.
+#[derive(Default)]
+struct StoredKeys {
+    absences: FxHashMap<u64, (u32, Stored)>,
+    others: FxHashMap<u64, (u32, Stored)>,
+    overflow: FxHashMap<(u64, u32), Stored>,
+}
+
+const _: () = assert!(std::mem::size_of::<Stored>() <= 20);
+
+impl StoredKeys {
+    /// The map a type's keys live in, and the overflow map.
+    fn maps(
+        &mut self,
+        record_type: RecordType,
+    ) -> (&mut FxHashMap<u64, (u32, Stored)>, &mut FxHashMap<(u64, u32), Stored>) {
+        let map = if record_type == RecordType::Attendance { &mut self.absences } else { &mut self.others };
+        (map, &mut self.overflow)
+    }
+
+    /// Stores `new` for the key; returns the version it replaced.
+    fn insert(&mut self, record_type: RecordType, key: KeyHash, new: Stored) -> Option<Stored> {
+        let (map, overflow) = self.maps(record_type);
+        match map.entry(key.index) {
+            Entry::Vacant(slot) => {
+                slot.insert((key.check, new));
+                None
+            }
+            Entry::Occupied(mut slot) if slot.get().0 == key.check => {
+                Some(std::mem::replace(&mut slot.get_mut().1, new))
+            }
+            Entry::Occupied(_) => overflow.insert((key.index, key.check), new),
+        }
+    }
+
+    /// Removes the key's version; returns it.
+    fn remove(&mut self, record_type: RecordType, key: KeyHash) -> Option<Stored> {
+        let (map, overflow) = self.maps(record_type);
+        match map.entry(key.index) {
+            Entry::Occupied(slot) if slot.get().0 == key.check => Some(slot.remove().1),
+            Entry::Occupied(_) => overflow.remove(&(key.index, key.check)),
+            Entry::Vacant(_) => None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.absences.len() + self.others.len() + self.overflow.len()
+    }
 }
 
 impl Upsert {
@@ -118,9 +195,10 @@ impl Upsert {
         self.stats.records += 1;
         let hash = key_hash(&event.key);
         let new = event.body.as_ref().and_then(|body| self.stored_of(body));
+        let record_type = event.key.record_type;
         let old = match new {
-            Some(new) => self.stored.insert(hash, new),
-            None => self.stored.remove(&hash),
+            Some(new) => self.stored.insert(record_type, hash, new),
+            None => self.stored.remove(record_type, hash),
         };
         match (&event.body, old.is_some()) {
             (None, _) => self.stats.withdrawals += 1,
@@ -146,55 +224,26 @@ impl Upsert {
     fn stored_of(&mut self, body: &EventBody) -> Option<Stored> {
         let n = &mut self.names;
         Some(match body {
-            EventBody::Attendance {
-                student_id,
-                date,
-                status,
-                ..
-            } => {
+            EventBody::Attendance { student_id, date, status, .. } => {
                 if !status.is_absence() {
                     return None;
                 }
-                Stored::Absence {
-                    student: n.students.intern(student_id),
-                    day: *date,
-                }
+                Stored::Absence { student: n.students.intern(student_id), day: *date }
             }
-            EventBody::Enrollment {
-                student_id,
-                school_id,
-                entry_date,
-                exit_date,
-                ..
-            } => Stored::Enrollment {
+            EventBody::Enrollment { student_id, school_id, entry_date, exit_date, .. } => Stored::Enrollment {
                 student: n.students.intern(student_id),
                 school: n.schools.intern(school_id),
                 entry: *entry_date,
-                exit: *exit_date,
+                exit: MaybeDay::new(*exit_date),
             },
-            EventBody::Discipline {
-                student_id,
-                school_id,
-                date,
-                action,
-                days_hundredths,
-                ..
-            } => Stored::Discipline {
+            EventBody::Discipline { student_id, school_id, date, action, days_hundredths, .. } => Stored::Discipline {
                 student: n.students.intern(student_id),
                 school: n.schools.intern(school_id),
                 date: *date,
                 action: *action,
                 days_hundredths: *days_hundredths,
             },
-            EventBody::Grade {
-                student_id,
-                term,
-                course_id,
-                subject,
-                mark,
-                date,
-                ..
-            } => Stored::Grade {
+            EventBody::Grade { student_id, term, course_id, subject, mark, date, .. } => Stored::Grade {
                 student: n.students.intern(student_id),
                 term: n.terms.intern(term),
                 course: n.courses.intern(course_id),
@@ -202,58 +251,31 @@ impl Upsert {
                 mark: *mark,
                 date: *date,
             },
-            EventBody::HealthVisit {
-                student_id, date, ..
-            } => Stored::HealthVisit {
-                student: n.students.intern(student_id),
-                date: *date,
-            },
-            EventBody::Program {
-                student_id,
-                program,
-                begin_date,
-                end_date,
-            } => Stored::Program {
+            EventBody::HealthVisit { student_id, date, .. } => {
+                Stored::HealthVisit { student: n.students.intern(student_id), date: *date }
+            }
+            EventBody::Program { student_id, program, begin_date, end_date } => Stored::Program {
                 student: n.students.intern(student_id),
                 program: *program,
                 begin: *begin_date,
-                end: *end_date,
+                end: MaybeDay::new(*end_date),
             },
-            EventBody::Caseload {
-                student_id,
-                staff_id,
-                role,
-                begin_date,
-                end_date,
-            } => Stored::Caseload {
+            EventBody::Caseload { student_id, staff_id, role, begin_date, end_date } => Stored::Caseload {
                 student: n.students.intern(student_id),
                 staff: n.staff.intern(staff_id),
                 role: *role,
                 begin: *begin_date,
-                end: *end_date,
+                end: MaybeDay::new(*end_date),
             },
-            EventBody::School {
-                level,
-                local_district,
-                community,
-                region,
-                ..
-            } => Stored::School {
+            EventBody::School { level, local_district, community, region, .. } => Stored::School {
                 level: *level,
                 local_district: n.areas.intern(local_district),
                 community: n.areas.intern(community),
                 region: n.areas.intern(region),
             },
-            EventBody::Section {
-                school_id,
-                subject,
-                enrolled,
-                ..
-            } => Stored::Section {
-                school: n.schools.intern(school_id),
-                subject: *subject,
-                enrolled: *enrolled,
-            },
+            EventBody::Section { school_id, subject, enrolled, .. } => {
+                Stored::Section { school: n.schools.intern(school_id), subject: *subject, enrolled: *enrolled }
+            }
             EventBody::Staff { .. } | EventBody::Ticket { .. } => return None,
         })
     }
@@ -263,109 +285,114 @@ impl Upsert {
         let student = |student: Sym, fact: StudentFact| Fact::Student(student, fact);
         match stored {
             Stored::Absence { student: s, day } => student(s, StudentFact::Absence { day }),
-            Stored::Enrollment {
-                student: s,
-                school,
-                entry,
-                exit,
-            } => student(
-                s,
-                StudentFact::Enrollment {
-                    school,
-                    entry,
-                    exit,
-                    tie,
-                },
-            ),
-            Stored::Discipline {
-                student: s,
-                school,
-                date,
-                action,
-                days_hundredths,
-            } => student(
-                s,
-                StudentFact::Discipline {
-                    school,
-                    date,
-                    action,
-                    days_hundredths,
-                },
-            ),
-            Stored::Grade {
-                student: s,
-                term,
-                course,
-                subject,
-                mark,
-                date,
-            } => student(
-                s,
-                StudentFact::Grade {
-                    term: self.names.terms.resolve(term).into(),
-                    course,
-                    subject,
-                    mark,
-                    date,
-                    tie,
-                },
-            ),
-            Stored::HealthVisit { student: s, date } => {
-                student(s, StudentFact::HealthVisit { date })
+            Stored::Enrollment { student: s, school, entry, exit } => {
+                student(s, StudentFact::Enrollment { school, entry, exit: exit.get(), tie })
             }
-            Stored::Program {
-                student: s,
-                program,
-                begin,
-                end,
-            } => student(
+            Stored::Discipline { student: s, school, date, action, days_hundredths } => {
+                student(s, StudentFact::Discipline { school, date, action, days_hundredths })
+            }
+            Stored::Grade { student: s, term, course, subject, mark, date } => student(
                 s,
-                StudentFact::Program {
-                    program,
-                    begin,
-                    end,
-                },
+                StudentFact::Grade { term: self.names.terms.resolve(term).into(), course, subject, mark, date, tie },
             ),
-            Stored::Caseload {
-                student: s,
-                staff,
-                role,
-                begin,
-                end,
-            } => student(
-                s,
-                StudentFact::Caseload {
-                    staff,
-                    role,
-                    begin,
-                    end,
-                    tie,
-                },
-            ),
-            Stored::School {
-                level,
-                local_district,
-                community,
-                region,
-                ..
-            } => Fact::School(
+            Stored::HealthVisit { student: s, date } => student(s, StudentFact::HealthVisit { date }),
+            Stored::Program { student: s, program, begin, end } => {
+                student(s, StudentFact::Program { program, begin, end: end.get() })
+            }
+            Stored::Caseload { student: s, staff, role, begin, end } => {
+                student(s, StudentFact::Caseload { staff, role, begin, end: end.get(), tie })
+            }
+            Stored::School { level, local_district, community, region, .. } => Fact::School(
                 self.names.schools.intern(&key.id),
-                SchoolInfo {
-                    level,
-                    local_district,
-                    community,
-                    region,
-                },
+                SchoolInfo { level, local_district, community, region },
             ),
-            Stored::Section {
-                school,
-                subject,
-                enrolled,
-            } => Fact::Section {
-                school,
-                subject,
-                enrolled,
-            },
+            Stored::Section { school, subject, enrolled } => Fact::Section { school, subject, enrolled },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode_line;
+
+    fn apply(upsert: &mut Upsert, line: &str) -> Vec<(Fact, isize)> {
+        let mut out = Vec::new();
+        upsert.apply(&decode_line(line.as_bytes()).unwrap(), &mut out);
+        out
+    }
+
+    fn attendance(id: &str, day: &str, status: &str) -> String {
+        format!(
+            r#"{{"type":"attendance","id":"{id}","source":"sis","student_id":"s1","school_id":"k1","date":"{day}","status":"{status}"}}"#
+        )
+    }
+
+    #[test]
+    fn a_correction_retracts_the_old_fact_and_asserts_the_new() {
+        let mut upsert = Upsert::new();
+        let absent = apply(&mut upsert, &attendance("a1", "2026-09-01", "absent_excused"));
+        assert_eq!(absent.len(), 1);
+        let moved = apply(&mut upsert, &attendance("a1", "2026-09-02", "absent_unexcused"));
+        let day = |text| Day::parse(text).unwrap();
+        let student = upsert.names.students.get("s1").unwrap();
+        assert_eq!(
+            moved,
+            vec![
+                (Fact::Student(student, StudentFact::Absence { day: day("2026-09-01") }), -1),
+                (Fact::Student(student, StudentFact::Absence { day: day("2026-09-02") }), 1),
+            ]
+        );
+        assert_eq!(upsert.stats.corrections, 1);
+    }
+
+    #[test]
+    fn present_days_store_nothing_and_a_recode_to_present_retracts_the_absence() {
+        let mut upsert = Upsert::new();
+        assert!(apply(&mut upsert, &attendance("a1", "2026-09-01", "present")).is_empty());
+        assert_eq!(upsert.stored_keys(), 0);
+        assert_eq!(apply(&mut upsert, &attendance("a1", "2026-09-01", "suspended")).len(), 1);
+        let recoded = apply(&mut upsert, &attendance("a1", "2026-09-01", "tardy"));
+        assert_eq!(recoded.len(), 1);
+        assert_eq!(recoded[0].1, -1);
+        assert_eq!(upsert.stored_keys(), 0);
+    }
+
+    #[test]
+    fn a_withdrawal_retracts_and_a_resend_of_the_same_version_changes_nothing() {
+        let mut upsert = Upsert::new();
+        apply(&mut upsert, &attendance("a1", "2026-09-01", "absent_excused"));
+        assert!(apply(&mut upsert, &attendance("a1", "2026-09-01", "absent_excused")).is_empty());
+        let withdrawn = apply(&mut upsert, r#"{"type":"attendance","id":"a1","source":"sis","deleted":true}"#);
+        assert_eq!(withdrawn.len(), 1);
+        assert_eq!(withdrawn[0].1, -1);
+        assert_eq!(upsert.stats.withdrawals, 1);
+        // A withdrawal of a key never seen changes nothing.
+        assert!(apply(&mut upsert, r#"{"type":"grade","id":"nope","source":"sis","deleted":true}"#).is_empty());
+    }
+
+    #[test]
+    fn equal_ids_of_different_types_are_different_keys() {
+        let mut upsert = Upsert::new();
+        apply(&mut upsert, &attendance("x1", "2026-09-01", "absent_excused"));
+        let visit = r#"{"type":"health_visit","id":"x1","source":"nurse","student_id":"s1","school_id":"k1","date":"2026-09-01","reason":"injury"}"#;
+        assert_eq!(apply(&mut upsert, visit).len(), 1);
+        assert_eq!(upsert.stored_keys(), 2);
+    }
+
+    #[test]
+    fn keys_whose_64_bit_index_collides_are_kept_apart() {
+        let mut keys = StoredKeys::default();
+        let one = KeyHash { index: 42, check: 1 };
+        let two = KeyHash { index: 42, check: 2 };
+        let a = Stored::HealthVisit { student: Sym(1), date: Day(1) };
+        let b = Stored::HealthVisit { student: Sym(2), date: Day(2) };
+        assert_eq!(keys.insert(RecordType::HealthVisit, one, a), None);
+        assert_eq!(keys.insert(RecordType::HealthVisit, two, b), None);
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys.remove(RecordType::HealthVisit, two), Some(b));
+        assert_eq!(keys.remove(RecordType::HealthVisit, two), None);
+        assert_eq!(keys.remove(RecordType::HealthVisit, one), Some(a));
+        assert_eq!(keys.len(), 0);
     }
 }

@@ -4,19 +4,7 @@ use chrono::{Datelike, NaiveDate};
 use std::fmt;
 
 /// A calendar day: days since 1970-01-01. `Ord`, `Copy`, four bytes.
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Debug,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Day(pub i32);
 
 const UNIX_EPOCH_FROM_CE: i32 = 719_163;
@@ -29,9 +17,7 @@ impl Day {
             return None;
         }
         let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-            b[r].iter().try_fold(0u32, |acc, &c| {
-                c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-            })
+            b[r].iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
         };
         let date = NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)?;
         Some(Day::from_date(date))
@@ -42,8 +28,7 @@ impl Day {
     }
 
     pub fn to_date(self) -> NaiveDate {
-        NaiveDate::from_num_days_from_ce_opt(self.0 + UNIX_EPOCH_FROM_CE)
-            .expect("day number within chrono's range")
+        NaiveDate::from_num_days_from_ce_opt(self.0 + UNIX_EPOCH_FROM_CE).expect("day number within chrono's range")
     }
 
     pub fn next(self) -> Day {

@@ -71,10 +71,7 @@ wire_enum!(TicketPriority { Emergency = "emergency", Urgent = "urgent", Routine 
 impl AttendanceStatus {
     /// `absent_excused`, `absent_unexcused` and `suspended` count as absences.
     pub fn is_absence(self) -> bool {
-        matches!(
-            self,
-            Self::AbsentExcused | Self::AbsentUnexcused | Self::Suspended
-        )
+        matches!(self, Self::AbsentExcused | Self::AbsentUnexcused | Self::Suspended)
     }
 }
 
@@ -93,10 +90,7 @@ mod tests {
         for status in AttendanceStatus::ALL {
             assert_eq!(AttendanceStatus::parse(status.as_str()), Some(*status));
         }
-        assert_eq!(
-            ProgramKind::parse("foster_youth"),
-            Some(ProgramKind::FosterYouth)
-        );
+        assert_eq!(ProgramKind::parse("foster_youth"), Some(ProgramKind::FosterYouth));
         assert_eq!(Mark::parse("f"), None);
         assert_eq!(CaseloadRole::domain(), "counselor psw");
     }

@@ -5,19 +5,7 @@ use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 
 /// A dense symbol handed out by an [`Interner`]; meaningful only with that interner.
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Debug,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Sym(pub u32);
 
 /// Maps strings to dense symbols and back. One interner per identifier space

@@ -16,10 +16,7 @@ pub struct Rate {
 
 impl Rate {
     pub fn new(numerator: u64, denominator: u64) -> Rate {
-        Rate {
-            numerator,
-            denominator,
-        }
+        Rate { numerator, denominator }
     }
 
     /// `1 - part / whole`, the form of the attendance rates.
@@ -38,15 +35,9 @@ impl fmt::Display for Rate {
         if self.denominator == 0 {
             return write!(f, "null");
         }
-        let scaled = (u128::from(self.numerator) * 1_000_000_000 * 2
-            + u128::from(self.denominator))
+        let scaled = (u128::from(self.numerator) * 1_000_000_000 * 2 + u128::from(self.denominator))
             / (2 * u128::from(self.denominator));
-        write!(
-            f,
-            "{}.{:09}",
-            scaled / 1_000_000_000,
-            scaled % 1_000_000_000
-        )
+        write!(f, "{}.{:09}", scaled / 1_000_000_000, scaled % 1_000_000_000)
     }
 }
 
@@ -81,10 +72,7 @@ impl StudentRow {
     }
 
     pub fn attendance_rate_30(&self) -> Rate {
-        Rate::complement(
-            u64::from(self.days_absent_30),
-            u64::from(self.days_enrolled_30),
-        )
+        Rate::complement(u64::from(self.days_absent_30), u64::from(self.days_enrolled_30))
     }
 }
 

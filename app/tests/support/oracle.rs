@@ -88,8 +88,7 @@ fn req_str(rec: &Value, field: &str) -> String {
 }
 
 fn parse_date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .unwrap_or_else(|e| panic!("oracle: bad date {s:?}: {e}"))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_else(|e| panic!("oracle: bad date {s:?}: {e}"))
 }
 
 /// A date field; `None` when missing or null.
@@ -102,9 +101,7 @@ fn req_date(rec: &Value, field: &str) -> NaiveDate {
 }
 
 fn num_f64(rec: &Value, field: &str) -> f64 {
-    rec.get(field)
-        .and_then(Value::as_f64)
-        .unwrap_or_else(|| panic!("oracle: record lacks number `{field}`: {rec}"))
+    rec.get(field).and_then(Value::as_f64).unwrap_or_else(|| panic!("oracle: record lacks number `{field}`: {rec}"))
 }
 
 /// round(percent * 100): a percent with up to two decimals as an integer of hundredths.
@@ -132,10 +129,7 @@ impl Dec {
     /// f64 value). `None` if it does not fit.
     fn from_json(v: &Value) -> Option<Dec> {
         if let Some(i) = v.as_i64() {
-            return Some(Dec {
-                m: i as i128,
-                scale: 0,
-            });
+            return Some(Dec { m: i as i128, scale: 0 });
         }
         let f = v.as_f64()?;
         if !f.is_finite() {
@@ -156,28 +150,19 @@ impl Dec {
         }
         let digits = format!("{int_part}{frac_part}");
         let m: i128 = digits.parse().ok()?;
-        Some(Dec {
-            m: if neg { -m } else { m },
-            scale: frac_part.len() as u32,
-        })
+        Some(Dec { m: if neg { -m } else { m }, scale: frac_part.len() as u32 })
     }
 
     fn rescale(self, scale: u32) -> Option<Dec> {
         let factor = 10i128.checked_pow(scale - self.scale)?;
-        Some(Dec {
-            m: self.m.checked_mul(factor)?,
-            scale,
-        })
+        Some(Dec { m: self.m.checked_mul(factor)?, scale })
     }
 
     fn add(self, other: Dec) -> Option<Dec> {
         let scale = self.scale.max(other.scale);
         let a = self.rescale(scale)?;
         let b = other.rescale(scale)?;
-        Some(Dec {
-            m: a.m.checked_add(b.m)?,
-            scale,
-        })
+        Some(Dec { m: a.m.checked_add(b.m)?, scale })
     }
 
     /// self >= n
@@ -224,11 +209,7 @@ fn records_in_force(records: &[Value]) -> BTreeMap<(String, String), Value> {
 }
 
 fn of_type<'a>(in_force: &'a BTreeMap<(String, String), Value>, ty: &str) -> Vec<&'a Value> {
-    in_force
-        .iter()
-        .filter(|((t, _), _)| t == ty)
-        .map(|(_, v)| v)
-        .collect()
+    in_force.iter().filter(|((t, _), _)| t == ty).map(|(_, v)| v).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -330,8 +311,7 @@ impl SchoolCounts {
 
 fn is_chronic(enrolled: i64, absent: i64, p: &OracleParams) -> bool {
     enrolled >= p.chronic_min_days_enrolled
-        && (absent as i128) * 10000
-            >= hundredths(p.chronic_absence_min_percent) * (enrolled as i128)
+        && (absent as i128) * 10000 >= hundredths(p.chronic_absence_min_percent) * (enrolled as i128)
 }
 
 pub fn compute(records: &[Value], params: &OracleParams, as_of: NaiveDate) -> Expected {
@@ -375,26 +355,16 @@ pub fn compute(records: &[Value], params: &OracleParams, as_of: NaiveDate) -> Ex
         .filter(|e| e.entry <= d_as_of)
         .collect();
     let attendance = of_type(&in_force, "attendance");
-    let discipline: Vec<&Value> = of_type(&in_force, "discipline")
-        .into_iter()
-        .filter(|r| req_date(r, "date") <= d_as_of)
-        .collect();
-    let grades: Vec<&Value> = of_type(&in_force, "grade")
-        .into_iter()
-        .filter(|r| req_date(r, "date") <= d_as_of)
-        .collect();
-    let health: Vec<&Value> = of_type(&in_force, "health_visit")
-        .into_iter()
-        .filter(|r| req_date(r, "date") <= d_as_of)
-        .collect();
-    let programs: Vec<&Value> = of_type(&in_force, "program")
-        .into_iter()
-        .filter(|r| req_date(r, "begin_date") <= d_as_of)
-        .collect();
-    let caseloads: Vec<&Value> = of_type(&in_force, "caseload")
-        .into_iter()
-        .filter(|r| req_date(r, "begin_date") <= d_as_of)
-        .collect();
+    let discipline: Vec<&Value> =
+        of_type(&in_force, "discipline").into_iter().filter(|r| req_date(r, "date") <= d_as_of).collect();
+    let grades: Vec<&Value> =
+        of_type(&in_force, "grade").into_iter().filter(|r| req_date(r, "date") <= d_as_of).collect();
+    let health: Vec<&Value> =
+        of_type(&in_force, "health_visit").into_iter().filter(|r| req_date(r, "date") <= d_as_of).collect();
+    let programs: Vec<&Value> =
+        of_type(&in_force, "program").into_iter().filter(|r| req_date(r, "begin_date") <= d_as_of).collect();
+    let caseloads: Vec<&Value> =
+        of_type(&in_force, "caseload").into_iter().filter(|r| req_date(r, "begin_date") <= d_as_of).collect();
     let sections = of_type(&in_force, "section");
     let school_recs = of_type(&in_force, "school");
 
@@ -434,42 +404,25 @@ pub fn compute(records: &[Value], params: &OracleParams, as_of: NaiveDate) -> Ex
         let chronically_absent = is_chronic(days_enrolled, days_absent, params);
 
         // Discipline.
-        let my_discipline: Vec<&Value> = discipline
-            .iter()
-            .copied()
-            .filter(|r| &req_str(r, "student_id") == sid)
-            .collect();
-        let suspensions = my_discipline
-            .iter()
-            .filter(|r| req_str(r, "action") == "out_of_school_suspension")
-            .count() as i64;
+        let my_discipline: Vec<&Value> =
+            discipline.iter().copied().filter(|r| &req_str(r, "student_id") == sid).collect();
+        let suspensions =
+            my_discipline.iter().filter(|r| req_str(r, "action") == "out_of_school_suspension").count() as i64;
         let suspension_days: f64 = my_discipline
             .iter()
             .filter(|r| SUSPENSION_ACTIONS.contains(&req_str(r, "action").as_str()))
             .map(|r| num_f64(r, "days"))
             .sum();
-        let incidents_30 = my_discipline
-            .iter()
-            .filter(|r| in_window(req_date(r, "date")))
-            .count() as i64;
+        let incidents_30 = my_discipline.iter().filter(|r| in_window(req_date(r, "date"))).count() as i64;
 
         // Grades: current term = greatest term; per course the latest record.
-        let my_grades: Vec<&Value> = grades
-            .iter()
-            .copied()
-            .filter(|r| &req_str(r, "student_id") == sid)
-            .collect();
+        let my_grades: Vec<&Value> = grades.iter().copied().filter(|r| &req_str(r, "student_id") == sid).collect();
         let current_term: Option<String> = my_grades.iter().map(|r| req_str(r, "term")).max();
         let mut failing_marks = 0i64;
         let mut failing_core = 0i64;
         if let Some(term) = &current_term {
-            let in_term: Vec<&Value> = my_grades
-                .iter()
-                .copied()
-                .filter(|r| &req_str(r, "term") == term)
-                .collect();
-            let courses: BTreeSet<String> =
-                in_term.iter().map(|r| req_str(r, "course_id")).collect();
+            let in_term: Vec<&Value> = my_grades.iter().copied().filter(|r| &req_str(r, "term") == term).collect();
+            let courses: BTreeSet<String> = in_term.iter().map(|r| req_str(r, "course_id")).collect();
             for course in &courses {
                 let latest = in_term
                     .iter()
@@ -496,8 +449,7 @@ pub fn compute(records: &[Value], params: &OracleParams, as_of: NaiveDate) -> Ex
 
         // Programs and counselor active on D.
         let active_on_d = |r: &Value| {
-            req_date(r, "begin_date") <= d_as_of
-                && opt_date(r, "end_date").map_or(true, |end| d_as_of < end)
+            req_date(r, "begin_date") <= d_as_of && opt_date(r, "end_date").map_or(true, |end| d_as_of < end)
         };
         let my_programs: BTreeSet<String> = programs
             .iter()
@@ -516,24 +468,18 @@ pub fn compute(records: &[Value], params: &OracleParams, as_of: NaiveDate) -> Ex
         // School: the school on D if enrolled on D, else the latest entry_date <= D.
         let school: Option<String> = match school_on(&enrs, d_as_of) {
             Some(s) => Some(s),
-            None => enrs
-                .iter()
-                .max_by_key(|e| (e.entry, e.id.clone()))
-                .map(|e| e.school.clone()),
+            None => enrs.iter().max_by_key(|e| (e.entry, e.id.clone())).map(|e| e.school.clone()),
         };
 
         // Flags and tier (integer comparisons only).
         let attendance_flag = days_enrolled >= params.attendance_min_days_enrolled
             && ((days_enrolled - days_absent) as i128) * 10000
                 < hundredths(params.attendance_rate_below_percent) * (days_enrolled as i128);
-        let behavior_flag = suspensions >= params.behavior_min_suspensions
-            || incidents_30 >= params.behavior_min_incidents_30;
-        let course_flag = failing_core >= params.course_min_failing_core
-            || failing_marks >= params.course_min_failing_marks;
-        let flags = [attendance_flag, behavior_flag, course_flag]
-            .iter()
-            .filter(|f| **f)
-            .count() as i64;
+        let behavior_flag =
+            suspensions >= params.behavior_min_suspensions || incidents_30 >= params.behavior_min_incidents_30;
+        let course_flag =
+            failing_core >= params.course_min_failing_core || failing_marks >= params.course_min_failing_marks;
+        let flags = [attendance_flag, behavior_flag, course_flag].iter().filter(|f| **f).count() as i64;
         let tier = 1 + flags.min(2);
         student_tier.insert(sid.clone(), tier);
 
@@ -659,10 +605,7 @@ pub fn compute(records: &[Value], params: &OracleParams, as_of: NaiveDate) -> Ex
     // ---- Rollups: sums of the member schools' counts ----
     let mut rollup_counts: BTreeMap<(String, String), SchoolCounts> = BTreeMap::new();
     // The district row exists even before any school record is in force.
-    rollup_counts.insert(
-        ("district".to_string(), "district".to_string()),
-        SchoolCounts::default(),
-    );
+    rollup_counts.insert(("district".to_string(), "district".to_string()), SchoolCounts::default());
     for rec in &school_recs {
         let school_id = req_str(rec, "id");
         let c = &school_counts[&school_id];
@@ -688,11 +631,7 @@ pub fn compute(records: &[Value], params: &OracleParams, as_of: NaiveDate) -> Ex
         rollups.insert((level.clone(), id.clone()), Value::Object(row));
     }
 
-    Expected {
-        students,
-        schools,
-        rollups,
-    }
+    Expected { students, schools, rollups }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -715,9 +654,7 @@ fn diff_value(path: &str, expected: &Value, actual: &Value, out: &mut Vec<String
                 let p = format!("{path}.{k}");
                 match (a.get(k), b.get(k)) {
                     (Some(x), Some(y)) => diff_value(&p, x, y, out),
-                    (Some(x), None) => {
-                        out.push(format!("{p}: expected {x}, engine lacks the field"))
-                    }
+                    (Some(x), None) => out.push(format!("{p}: expected {x}, engine lacks the field")),
                     (None, Some(y)) => out.push(format!("{p}: unexpected field, engine {y}")),
                     (None, None) => unreachable!(),
                 }
@@ -775,30 +712,11 @@ fn diff_table<K: Ord + Clone + std::fmt::Debug>(
 
 /// Compares engine output rows with the oracle's; returns human-readable differences
 /// (empty = equal).
-pub fn diff(
-    expected: &Expected,
-    students: &[Value],
-    schools: &[Value],
-    rollups: &[Value],
-) -> Vec<String> {
+pub fn diff(expected: &Expected, students: &[Value], schools: &[Value], rollups: &[Value]) -> Vec<String> {
     let mut out = Vec::new();
-    let str_key = |field: &'static str| {
-        move |row: &Value| row.get(field).and_then(Value::as_str).map(str::to_string)
-    };
-    diff_table(
-        "student",
-        &expected.students,
-        students,
-        str_key("student_id"),
-        &mut out,
-    );
-    diff_table(
-        "school",
-        &expected.schools,
-        schools,
-        str_key("school_id"),
-        &mut out,
-    );
+    let str_key = |field: &'static str| move |row: &Value| row.get(field).and_then(Value::as_str).map(str::to_string);
+    diff_table("student", &expected.students, students, str_key("student_id"), &mut out);
+    diff_table("school", &expected.schools, schools, str_key("school_id"), &mut out);
     diff_table(
         "rollup",
         &expected.rollups,
@@ -850,15 +768,7 @@ mod tests {
                "school_id": school, "date": date, "behavior": "b1", "action": action, "days": days})
     }
 
-    fn grade(
-        id: &str,
-        student: &str,
-        term: &str,
-        course: &str,
-        subject: &str,
-        mark: &str,
-        date: &str,
-    ) -> Value {
+    fn grade(id: &str, student: &str, term: &str, course: &str, subject: &str, mark: &str, date: &str) -> Value {
         json!({"type": "grade", "id": id, "source": "sis", "student_id": student, "school_id": "A",
                "term": term, "grading_period": "P1", "course_id": course, "subject": subject,
                "mark": mark, "date": date})
@@ -869,8 +779,7 @@ mod tests {
     }
 
     fn get<'a>(row: &'a Value, k: &str) -> &'a Value {
-        row.get(k)
-            .unwrap_or_else(|| panic!("no field {k} in {row}"))
+        row.get(k).unwrap_or_else(|| panic!("no field {k} in {row}"))
     }
 
     /// The first n instructional days from 2025-09-01 (no holidays): Mon-Fri.
@@ -892,16 +801,9 @@ mod tests {
         assert_eq!(weekdays_from_sep1(31).last().unwrap(), "2025-10-13");
         let as_of = d("2025-10-13");
         for (absences, chronic) in [(3, false), (4, true)] {
-            let mut recs = vec![
-                school("A", "middle", "c1", "ld1"),
-                enr("e1", "s1", "A", "2025-09-01", None),
-            ];
+            let mut recs = vec![school("A", "middle", "c1", "ld1"), enr("e1", "s1", "A", "2025-09-01", None)];
             // Absences on Sep 2, 3, 4, 5 (as many as needed).
-            for (i, day) in ["2025-09-02", "2025-09-03", "2025-09-04", "2025-09-05"]
-                .iter()
-                .take(absences)
-                .enumerate()
-            {
+            for (i, day) in ["2025-09-02", "2025-09-03", "2025-09-04", "2025-09-05"].iter().take(absences).enumerate() {
                 recs.push(att(&format!("a{i}"), "s1", "A", day, "absent_unexcused"));
             }
             let exp = compute(&recs, &params(), as_of);
@@ -918,19 +820,13 @@ mod tests {
             assert_eq!(get(s, "attendance_flag"), &json!(chronic));
             assert_eq!(get(s, "tier"), &json!(if chronic { 2 } else { 1 }));
             let sch = &exp.schools["A"];
-            assert_eq!(
-                get(sch, "chronic_absence_rate"),
-                &json!(if chronic { 1.0 } else { 0.0 })
-            );
+            assert_eq!(get(sch, "chronic_absence_rate"), &json!(if chronic { 1.0 } else { 0.0 }));
             assert_eq!(get(sch, "enrolled"), &json!(1));
             assert_eq!(get(sch, "cumulative_enrollment"), &json!(1));
             assert_eq!(get(sch, "suspension_rate"), &json!(0.0));
         }
         // One day earlier: 30 days enrolled, not eligible, chronic rate null.
-        let recs = vec![
-            school("A", "middle", "c1", "ld1"),
-            enr("e1", "s1", "A", "2025-09-01", None),
-        ];
+        let recs = vec![school("A", "middle", "c1", "ld1"), enr("e1", "s1", "A", "2025-09-01", None)];
         let exp = compute(&recs, &params(), d("2025-10-10"));
         assert_eq!(get(&exp.students["s1"], "days_enrolled"), &json!(30));
         assert_eq!(get(&exp.schools["A"], "chronic_absence_rate"), &Value::Null);
@@ -939,10 +835,7 @@ mod tests {
     #[test]
     fn attendance_flag_exactly_90_percent_is_not_flagged() {
         // 10 days enrolled (Sep 1..12), 1 absence: rate 0.9, not < 0.9. 2 absences: flagged.
-        let base = vec![
-            enr("e1", "s1", "A", "2025-09-01", None),
-            att("a1", "s1", "A", "2025-09-02", "absent_excused"),
-        ];
+        let base = vec![enr("e1", "s1", "A", "2025-09-01", None), att("a1", "s1", "A", "2025-09-02", "absent_excused")];
         let exp = compute(&base, &params(), d("2025-09-12"));
         let s = &exp.students["s1"];
         assert_eq!(get(s, "days_enrolled"), &json!(10));
@@ -981,21 +874,13 @@ mod tests {
             vec![("district".to_string(), "district".to_string())]
         );
         // Before the first day: student row exists, nothing counted, window empty.
-        let exp = compute(
-            &[enr("e1", "s1", "A", "2025-08-20", None)],
-            &p,
-            d("2025-08-25"),
-        );
+        let exp = compute(&[enr("e1", "s1", "A", "2025-08-20", None)], &p, d("2025-08-25"));
         let s = &exp.students["s1"];
         assert_eq!(get(s, "days_enrolled"), &json!(0));
         assert_eq!(get(s, "attendance_rate"), &Value::Null);
         assert_eq!(get(s, "attendance_rate_30"), &Value::Null);
         // Entry after D: no row.
-        let exp = compute(
-            &[enr("e1", "s1", "A", "2025-09-02", None)],
-            &p,
-            d("2025-09-01"),
-        );
+        let exp = compute(&[enr("e1", "s1", "A", "2025-09-02", None)], &p, d("2025-09-01"));
         assert!(exp.students.is_empty());
     }
 
@@ -1011,14 +896,7 @@ mod tests {
             att("a1", "s1", "A", "2025-09-03", "absent_unexcused"),
             att("a2", "s1", "A", "2025-09-16", "absent_unexcused"), // counted at B
             disc("d1", "s1", "A", "2025-09-04", "in_school_suspension", 0.5),
-            disc(
-                "d2",
-                "s1",
-                "A",
-                "2025-09-05",
-                "out_of_school_suspension",
-                0.5,
-            ),
+            disc("d2", "s1", "A", "2025-09-05", "out_of_school_suspension", 0.5),
             disc("d3", "s1", "B", "2025-09-16", "in_school_suspension", 0.5),
         ];
         let exp = compute(&recs, &params(), d("2025-09-19"));
@@ -1078,22 +956,10 @@ mod tests {
             enr("e4", "s3", "A", "2025-09-01", Some("2025-09-08")),
         ];
         for i in 0..4 {
-            recs.push(att(
-                &format!("s1a{i}"),
-                "s1",
-                "A",
-                &days[i],
-                "absent_unexcused",
-            ));
+            recs.push(att(&format!("s1a{i}"), "s1", "A", &days[i], "absent_unexcused"));
         }
         for i in 0..3 {
-            recs.push(att(
-                &format!("s2a{i}"),
-                "s2",
-                "A",
-                &days[i],
-                "absent_unexcused",
-            ));
+            recs.push(att(&format!("s2a{i}"), "s2", "A", &days[i], "absent_unexcused"));
         }
         let exp = compute(&recs, &params(), d(&days[39]));
         let a = &exp.schools["A"];
@@ -1105,10 +971,7 @@ mod tests {
         assert_eq!(get(b, "chronic_absence_rate"), &Value::Null); // 9 days at B
                                                                   // s2 overall: 40 days, 3 absences: not chronic; s1 overall 40 days, 4 absences: 400 >= 400.
         assert_eq!(get(&exp.students["s1"], "chronically_absent"), &json!(true));
-        assert_eq!(
-            get(&exp.students["s2"], "chronically_absent"),
-            &json!(false)
-        );
+        assert_eq!(get(&exp.students["s2"], "chronically_absent"), &json!(false));
         let dist = &exp.rollups[&("district".to_string(), "district".to_string())];
         assert_eq!(get(dist, "chronic_absence_rate"), &json!(0.5)); // pooled: 1 of 2 eligible SSYs
         assert_eq!(get(dist, "cumulative_enrollment"), &json!(4));
@@ -1155,40 +1018,16 @@ mod tests {
             att("a1", "s1", "A", "2025-09-03", "absent_unexcused"),
         ];
         let as_of = d("2025-09-12");
-        assert_eq!(
-            get(
-                &compute(&recs, &params(), as_of).students["s1"],
-                "days_absent"
-            ),
-            &json!(1)
-        );
+        assert_eq!(get(&compute(&recs, &params(), as_of).students["s1"], "days_absent"), &json!(1));
         // Correction: a1 is now present.
         recs.push(att("a1", "s1", "A", "2025-09-03", "present"));
-        assert_eq!(
-            get(
-                &compute(&recs, &params(), as_of).students["s1"],
-                "days_absent"
-            ),
-            &json!(0)
-        );
+        assert_eq!(get(&compute(&recs, &params(), as_of).students["s1"], "days_absent"), &json!(0));
         // Correction back to an absence, on another day.
         recs.push(att("a1", "s1", "A", "2025-09-04", "absent_excused"));
-        assert_eq!(
-            get(
-                &compute(&recs, &params(), as_of).students["s1"],
-                "days_absent"
-            ),
-            &json!(1)
-        );
+        assert_eq!(get(&compute(&recs, &params(), as_of).students["s1"], "days_absent"), &json!(1));
         // Deleting the attendance record.
         recs.push(deleted("attendance", "a1"));
-        assert_eq!(
-            get(
-                &compute(&recs, &params(), as_of).students["s1"],
-                "days_absent"
-            ),
-            &json!(0)
-        );
+        assert_eq!(get(&compute(&recs, &params(), as_of).students["s1"], "days_absent"), &json!(0));
         // Deleting the enrollment removes the student and empties the school.
         recs.push(deleted("enrollment", "e1"));
         let exp = compute(&recs, &params(), as_of);
@@ -1218,15 +1057,7 @@ mod tests {
             grade("g3", "s1", "2025-26-S1", "e1", "ela", "F", "2025-09-10"),
             grade("g4", "s1", "2025-26-S1", "e1", "ela", "B", "2025-09-10"), // same date, greater id
             grade("g5", "s1", "2025-26-S1", "sc", "science", "F", "2025-09-11"),
-            grade(
-                "g6",
-                "s1",
-                "2025-26-S1",
-                "ss",
-                "social_studies",
-                "F",
-                "2025-09-11",
-            ),
+            grade("g6", "s1", "2025-26-S1", "ss", "social_studies", "F", "2025-09-11"),
             grade("g7", "s1", "2025-26-S2", "m2", "math", "F", "2025-10-20"), // future term, after D
         ];
         let exp = compute(&recs, &params(), d("2025-09-15"));
@@ -1301,14 +1132,7 @@ mod tests {
             // s1: 0.1 + 0.2 + 0.7 = 1 exactly.
             disc("d1", "s1", "M", "2025-09-02", "in_school_suspension", 0.1),
             disc("d2", "s1", "M", "2025-09-03", "in_school_suspension", 0.2),
-            disc(
-                "d3",
-                "s1",
-                "M",
-                "2025-09-04",
-                "out_of_school_suspension",
-                0.7,
-            ),
+            disc("d3", "s1", "M", "2025-09-04", "out_of_school_suspension", 0.7),
             // s2: 0.3 * 3 = 0.9.
             disc("d4", "s2", "M", "2025-09-02", "in_school_suspension", 0.3),
             disc("d5", "s2", "M", "2025-09-03", "in_school_suspension", 0.3),

@@ -32,11 +32,7 @@ fn school_year(years: &mut Vec<SchoolYear>, school: Sym) -> &mut SchoolYear {
     match years.iter().position(|year| year.school == school) {
         Some(index) => &mut years[index],
         None => {
-            years.push(SchoolYear {
-                school,
-                days_enrolled: 0,
-                days_absent: 0,
-            });
+            years.push(SchoolYear { school, days_enrolled: 0, days_absent: 0 });
             years.last_mut().expect("just pushed")
         }
     }
@@ -45,14 +41,8 @@ fn school_year(years: &mut Vec<SchoolYear>, school: Sym) -> &mut SchoolYear {
 pub fn attendance(state: &StudentState, as_of: &AsOf) -> Attendance {
     let mut out = Attendance::default();
     let calendar = as_of.calendar;
-    for segment in state
-        .segments
-        .iter()
-        .filter(|segment| segment.from <= as_of.day)
-    {
-        let last = segment
-            .until
-            .map_or(as_of.day, |until| Day(until.0 - 1).min(as_of.day));
+    for segment in state.segments.iter().filter(|segment| segment.from <= as_of.day) {
+        let last = segment.until.map_or(as_of.day, |until| Day(until.0 - 1).min(as_of.day));
         let days = calendar.count_between(segment.from, last);
         out.days_enrolled += days;
         school_year(&mut out.school_years, segment.school).days_enrolled += days;
@@ -60,11 +50,7 @@ pub fn attendance(state: &StudentState, as_of: &AsOf) -> Attendance {
             out.days_enrolled_30 += calendar.count_between(segment.from.max(start), last);
         }
     }
-    for &(day, _) in state
-        .absences
-        .iter()
-        .take_while(|&&(day, _)| day <= as_of.day)
-    {
+    for &(day, _) in state.absences.iter().take_while(|&&(day, _)| day <= as_of.day) {
         let Some(segment) = state.segment_on(day) else {
             continue;
         };

@@ -13,9 +13,7 @@ pub fn counselor(state: &StudentState, as_of: &AsOf) -> Option<Sym> {
         .caseloads
         .iter()
         .filter(|c| {
-            c.role == CaseloadRole::Counselor
-                && c.begin <= as_of.day
-                && c.end.is_none_or(|end| as_of.day < end)
+            c.role == CaseloadRole::Counselor && c.begin <= as_of.day && c.end.is_none_or(|end| as_of.day < end)
         })
         .max_by(|a, b| (a.begin, &a.tie).cmp(&(b.begin, &b.tie)))
         .map(|c| c.staff)

@@ -20,22 +20,14 @@ pub struct DisciplineCounts {
 
 pub fn discipline(state: &StudentState, as_of: &AsOf) -> DisciplineCounts {
     let mut out = DisciplineCounts::default();
-    for record in state
-        .discipline
-        .iter()
-        .filter(|record| record.date <= as_of.day)
-    {
+    for record in state.discipline.iter().filter(|record| record.date <= as_of.day) {
         if record.action == DisciplineAction::OutOfSchoolSuspension {
             out.suspensions += 1;
         }
         if record.action.is_suspension() {
             let days = u64::from(record.days_hundredths);
             out.suspension_days_hundredths += days;
-            match out
-                .suspension_days_by_school
-                .iter_mut()
-                .find(|(school, _)| *school == record.school)
-            {
+            match out.suspension_days_by_school.iter_mut().find(|(school, _)| *school == record.school) {
                 Some((_, total)) => *total += days,
                 None => out.suspension_days_by_school.push((record.school, days)),
             }

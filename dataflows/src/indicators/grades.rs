@@ -15,19 +15,12 @@ pub struct FailingCourses {
 }
 
 pub fn failing_courses(state: &StudentState, as_of: &AsOf) -> FailingCourses {
-    let dated: Vec<&Grade> = state
-        .grades
-        .iter()
-        .filter(|grade| grade.date <= as_of.day)
-        .collect();
-    let Some(term) = dated.iter().map(|grade| &grade.term).max() else {
+    let dated: Vec<&Grade> = state.grades.iter().filter(|grade| grade.date <= as_of.day).collect();
+    // Terms are interned: compare them by name.
+    let Some(term) = dated.iter().map(|grade| grade.term).max_by_key(|&term| as_of.terms.resolve(term)) else {
         return FailingCourses::default();
     };
-    let mut current: Vec<&Grade> = dated
-        .iter()
-        .copied()
-        .filter(|grade| &grade.term == term)
-        .collect();
+    let mut current: Vec<&Grade> = dated.iter().copied().filter(|grade| grade.term == term).collect();
     // Latest first within each course.
     current.sort_by(|a, b| (a.course, b.date, &b.tie).cmp(&(b.course, a.date, &a.tie)));
     current.dedup_by_key(|grade| grade.course);

@@ -6,9 +6,5 @@ use super::AsOf;
 use crate::student_state::StudentState;
 
 pub fn health_visits_30(state: &StudentState, as_of: &AsOf) -> u32 {
-    state
-        .health_visits
-        .iter()
-        .filter(|&&date| as_of.within_window(date))
-        .count() as u32
+    state.health_visits.iter().filter(|&&date| as_of.within_window(date)).count() as u32
 }

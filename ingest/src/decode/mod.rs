@@ -11,9 +11,8 @@ mod flat;
 use chrono::DateTime;
 use compact_str::CompactString;
 use model::{
-    AttendanceStatus, CaseloadRole, Day, DisciplineAction, Event, EventBody, HealthReason, Mark,
-    ProgramKind, RecordKey, RecordType, SchoolLevel, StaffRole, Subject, TicketAction,
-    TicketPriority, TicketQueue,
+    AttendanceStatus, CaseloadRole, Day, DisciplineAction, Event, EventBody, HealthReason, Mark, ProgramKind,
+    RecordKey, RecordType, SchoolLevel, StaffRole, Subject, TicketAction, TicketPriority, TicketQueue,
 };
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -61,20 +60,10 @@ impl fmt::Display for Reason {
             Reason::WrongType { field, expected } => {
                 write!(f, "field `{field}`: expected {expected}")
             }
-            Reason::MissingField {
-                record_type: Some(t),
-                field,
-            } => {
-                write!(
-                    f,
-                    "missing required field `{field}` for type `{}`",
-                    t.as_str()
-                )
+            Reason::MissingField { record_type: Some(t), field } => {
+                write!(f, "missing required field `{field}` for type `{}`", t.as_str())
             }
-            Reason::MissingField {
-                record_type: None,
-                field,
-            } => write!(f, "missing required field `{field}`"),
+            Reason::MissingField { record_type: None, field } => write!(f, "missing required field `{field}`"),
             Reason::UnknownType => {
                 write!(f, "field `type`: expected one of: {}", RecordType::domain())
             }
@@ -84,10 +73,7 @@ impl fmt::Display for Reason {
             Reason::InvalidDate { field } => {
                 write!(f, "field `{field}`: expected a date YYYY-MM-DD")
             }
-            Reason::InvalidInstant { field } => write!(
-                f,
-                "field `{field}`: expected an RFC 3339 instant with offset"
-            ),
+            Reason::InvalidInstant { field } => write!(f, "field `{field}`: expected an RFC 3339 instant with offset"),
             Reason::OutOfRange { field, range } => {
                 write!(f, "field `{field}`: out of range ({range})")
             }
@@ -241,10 +227,7 @@ fn explain_parse_error(line: &[u8], error: serde_json::Error) -> Reason {
         return Reason::InvalidJson(error.to_string());
     };
     let Value::Object(map) = value else {
-        return Reason::WrongType {
-            field: String::from("(record)"),
-            expected: "a JSON object",
-        };
+        return Reason::WrongType { field: String::from("(record)"), expected: "a JSON object" };
     };
     for (field, expected) in FIELD_TYPES {
         if map.get(*field).is_some() {
@@ -258,10 +241,7 @@ fn explain_parse_error(line: &[u8], error: serde_json::Error) -> Reason {
                 _ => false,
             };
             if !ok {
-                return Reason::WrongType {
-                    field: field.to_string(),
-                    expected,
-                };
+                return Reason::WrongType { field: field.to_string(), expected };
             }
         }
     }
@@ -270,10 +250,7 @@ fn explain_parse_error(line: &[u8], error: serde_json::Error) -> Reason {
             && !FIELD_TYPES.iter().any(|(f, _)| f == field)
             && KNOWN_TEXT_FIELDS.contains(&field.as_str())
         {
-            return Reason::WrongType {
-                field: field.clone(),
-                expected: "a string",
-            };
+            return Reason::WrongType { field: field.clone(), expected: "a string" };
         }
     }
     Reason::InvalidJson(error.to_string())
@@ -325,22 +302,11 @@ struct Fields<'r, 'a> {
 }
 
 impl<'r, 'a> Fields<'r, 'a> {
-    fn required<'v>(
-        &self,
-        value: &'v Option<Str<'a>>,
-        field: &'static str,
-    ) -> Result<&'v Str<'a>, Reason> {
-        value.as_ref().ok_or(Reason::MissingField {
-            record_type: Some(self.record_type),
-            field,
-        })
+    fn required<'v>(&self, value: &'v Option<Str<'a>>, field: &'static str) -> Result<&'v Str<'a>, Reason> {
+        value.as_ref().ok_or(Reason::MissingField { record_type: Some(self.record_type), field })
     }
 
-    fn text(
-        &self,
-        value: &Option<Str<'a>>,
-        field: &'static str,
-    ) -> Result<CompactString, Reason> {
+    fn text(&self, value: &Option<Str<'a>>, field: &'static str) -> Result<CompactString, Reason> {
         self.required(value, field).map(text)
     }
 
@@ -348,15 +314,8 @@ impl<'r, 'a> Fields<'r, 'a> {
         Day::parse(self.required(value, field)?).ok_or(Reason::InvalidDate { field })
     }
 
-    fn optional_day(
-        &self,
-        value: &Option<Str<'a>>,
-        field: &'static str,
-    ) -> Result<Option<Day>, Reason> {
-        value
-            .as_ref()
-            .map(|text| Day::parse(text).ok_or(Reason::InvalidDate { field }))
-            .transpose()
+    fn optional_day(&self, value: &Option<Str<'a>>, field: &'static str) -> Result<Option<Day>, Reason> {
+        value.as_ref().map(|text| Day::parse(text).ok_or(Reason::InvalidDate { field })).transpose()
     }
 
     fn choice<T>(
@@ -370,65 +329,31 @@ impl<'r, 'a> Fields<'r, 'a> {
     }
 
     fn integer(&self, value: Option<i64>, field: &'static str) -> Result<i64, Reason> {
-        value.ok_or(Reason::MissingField {
-            record_type: Some(self.record_type),
-            field,
-        })
+        value.ok_or(Reason::MissingField { record_type: Some(self.record_type), field })
     }
 
     /// A span's end must not come before its beginning.
-    fn span(
-        &self,
-        begin: Day,
-        end: Option<Day>,
-        names: (&'static str, &'static str),
-    ) -> Result<(), Reason> {
+    fn span(&self, begin: Day, end: Option<Day>, names: (&'static str, &'static str)) -> Result<(), Reason> {
         match end {
-            Some(end) if end < begin => Err(Reason::EndBeforeBegin {
-                begin: names.0,
-                end: names.1,
-            }),
+            Some(end) if end < begin => Err(Reason::EndBeforeBegin { begin: names.0, end: names.1 }),
             _ => Ok(()),
         }
     }
 }
 
 fn validate(raw: RawRecord) -> Result<Event, Reason> {
-    let missing = |field| Reason::MissingField {
-        record_type: None,
-        field,
-    };
+    let missing = |field| Reason::MissingField { record_type: None, field };
     let type_text = raw.record_type.as_ref().ok_or(missing("type"))?;
     let record_type = RecordType::parse(type_text).ok_or(Reason::UnknownType)?;
-    let id = raw.id.as_ref().ok_or(Reason::MissingField {
-        record_type: Some(record_type),
-        field: "id",
-    })?;
-    let source = raw.source.as_ref().ok_or(Reason::MissingField {
-        record_type: Some(record_type),
-        field: "source",
-    })?;
-    let key = RecordKey {
-        record_type,
-        id: text(id),
-    };
+    let id = raw.id.as_ref().ok_or(Reason::MissingField { record_type: Some(record_type), field: "id" })?;
+    let source = raw.source.as_ref().ok_or(Reason::MissingField { record_type: Some(record_type), field: "source" })?;
+    let key = RecordKey { record_type, id: text(id) };
     let source = text(source);
     if raw.deleted == Some(true) {
-        return Ok(Event {
-            key,
-            source,
-            body: None,
-        });
+        return Ok(Event { key, source, body: None });
     }
-    let body = validate_body(Fields {
-        record_type,
-        raw: &raw,
-    })?;
-    Ok(Event {
-        key,
-        source,
-        body: Some(body),
-    })
+    let body = validate_body(Fields { record_type, raw: &raw })?;
+    Ok(Event { key, source, body: Some(body) })
 }
 
 fn validate_body(f: Fields) -> Result<EventBody, Reason> {
@@ -448,10 +373,7 @@ fn validate_body(f: Fields) -> Result<EventBody, Reason> {
             schools: r
                 .schools
                 .as_ref()
-                .ok_or(Reason::MissingField {
-                    record_type: Some(f.record_type),
-                    field: "schools",
-                })?
+                .ok_or(Reason::MissingField { record_type: Some(f.record_type), field: "schools" })?
                 .iter()
                 .map(text)
                 .collect(),
@@ -461,10 +383,7 @@ fn validate_body(f: Fields) -> Result<EventBody, Reason> {
         RecordType::Enrollment => {
             let grade = f.integer(r.grade, "grade")?;
             if !(-1..=12).contains(&grade) {
-                return Err(Reason::OutOfRange {
-                    field: "grade",
-                    range: "-1 to 12",
-                });
+                return Err(Reason::OutOfRange { field: "grade", range: "-1 to 12" });
             }
             let entry_date = f.day(&r.entry_date, "entry_date")?;
             let exit_date = f.optional_day(&r.exit_date, "exit_date")?;
@@ -481,35 +400,19 @@ fn validate_body(f: Fields) -> Result<EventBody, Reason> {
             student_id: f.text(&r.student_id, "student_id")?,
             school_id: f.text(&r.school_id, "school_id")?,
             date: f.day(&r.date, "date")?,
-            status: f.choice(
-                &r.status,
-                "status",
-                AttendanceStatus::parse,
-                AttendanceStatus::domain(),
-            )?,
+            status: f.choice(&r.status, "status", AttendanceStatus::parse, AttendanceStatus::domain())?,
         },
         RecordType::Discipline => {
-            let days = r.days.ok_or(Reason::MissingField {
-                record_type: Some(f.record_type),
-                field: "days",
-            })?;
+            let days = r.days.ok_or(Reason::MissingField { record_type: Some(f.record_type), field: "days" })?;
             if !(0.0..=365.0).contains(&days) {
-                return Err(Reason::OutOfRange {
-                    field: "days",
-                    range: "0 to 365",
-                });
+                return Err(Reason::OutOfRange { field: "days", range: "0 to 365" });
             }
             EventBody::Discipline {
                 student_id: f.text(&r.student_id, "student_id")?,
                 school_id: f.text(&r.school_id, "school_id")?,
                 date: f.day(&r.date, "date")?,
                 behavior: f.text(&r.behavior, "behavior")?,
-                action: f.choice(
-                    &r.action,
-                    "action",
-                    DisciplineAction::parse,
-                    DisciplineAction::domain(),
-                )?,
+                action: f.choice(&r.action, "action", DisciplineAction::parse, DisciplineAction::domain())?,
                 days_hundredths: (days * 100.0).round() as u32,
             }
         }
@@ -527,12 +430,7 @@ fn validate_body(f: Fields) -> Result<EventBody, Reason> {
             student_id: f.text(&r.student_id, "student_id")?,
             school_id: f.text(&r.school_id, "school_id")?,
             date: f.day(&r.date, "date")?,
-            reason: f.choice(
-                &r.reason,
-                "reason",
-                HealthReason::parse,
-                HealthReason::domain(),
-            )?,
+            reason: f.choice(&r.reason, "reason", HealthReason::parse, HealthReason::domain())?,
         },
         RecordType::Program => {
             let begin_date = f.day(&r.begin_date, "begin_date")?;
@@ -540,12 +438,7 @@ fn validate_body(f: Fields) -> Result<EventBody, Reason> {
             f.span(begin_date, end_date, ("begin_date", "end_date"))?;
             EventBody::Program {
                 student_id: f.text(&r.student_id, "student_id")?,
-                program: f.choice(
-                    &r.program,
-                    "program",
-                    ProgramKind::parse,
-                    ProgramKind::domain(),
-                )?,
+                program: f.choice(&r.program, "program", ProgramKind::parse, ProgramKind::domain())?,
                 begin_date,
                 end_date,
             }
@@ -565,10 +458,7 @@ fn validate_body(f: Fields) -> Result<EventBody, Reason> {
         RecordType::Section => {
             let enrolled = f.integer(r.enrolled, "enrolled")?;
             if !(0..=10_000).contains(&enrolled) {
-                return Err(Reason::OutOfRange {
-                    field: "enrolled",
-                    range: "0 to 10000",
-                });
+                return Err(Reason::OutOfRange { field: "enrolled", range: "0 to 10000" });
             }
             EventBody::Section {
                 school_id: f.text(&r.school_id, "school_id")?,
@@ -584,36 +474,15 @@ fn validate_body(f: Fields) -> Result<EventBody, Reason> {
 fn validate_ticket(f: &Fields) -> Result<EventBody, Reason> {
     let r = f.raw;
     let at = f.required(&r.at, "at")?;
-    let instant =
-        DateTime::parse_from_rfc3339(at).map_err(|_| Reason::InvalidInstant { field: "at" })?;
-    let local = instant
-        .with_timezone(&chrono_tz::America::Los_Angeles)
-        .date_naive();
-    let action = f.choice(
-        &r.action,
-        "action",
-        TicketAction::parse,
-        TicketAction::domain(),
-    )?;
+    let instant = DateTime::parse_from_rfc3339(at).map_err(|_| Reason::InvalidInstant { field: "at" })?;
+    let local = instant.with_timezone(&chrono_tz::America::Los_Angeles).date_naive();
+    let action = f.choice(&r.action, "action", TicketAction::parse, TicketAction::domain())?;
     let opened = action == TicketAction::Opened;
-    let school_id = if opened {
-        Some(f.text(&r.school_id, "school_id")?)
-    } else {
-        r.school_id.as_ref().map(text)
-    };
-    let category = if opened {
-        Some(f.text(&r.category, "category")?)
-    } else {
-        r.category.as_ref().map(text)
-    };
+    let school_id = if opened { Some(f.text(&r.school_id, "school_id")?) } else { r.school_id.as_ref().map(text) };
+    let category = if opened { Some(f.text(&r.category, "category")?) } else { r.category.as_ref().map(text) };
     let priority = match (&r.priority, opened) {
         (None, false) => None,
-        _ => Some(f.choice(
-            &r.priority,
-            "priority",
-            TicketPriority::parse,
-            TicketPriority::domain(),
-        )?),
+        _ => Some(f.choice(&r.priority, "priority", TicketPriority::parse, TicketPriority::domain())?),
     };
     Ok(EventBody::Ticket {
         ticket_id: f.text(&r.ticket_id, "ticket_id")?,
