@@ -6,24 +6,20 @@
 mod support;
 
 use chrono::NaiveDate;
-use dataflows::{EngineParams, Snapshot};
-use ingest::Decoded;
+use dataflows::EngineParams;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
+use support::engine::{feed, snapshot};
 use support::oracle::{self, OracleParams};
-use wholechild::driver::{DriverOptions, Feeder, Observer};
-use wholechild::output::{rollup_json, school_json, school_tables, student_json};
+use wholechild::driver::Feeder;
 
 const CONFIG: &str = "[calendar]\nfirst_day = 2026-08-31\nlast_day = 2026-12-18\nholidays = [2026-09-07, 2026-10-12, 2026-11-26, 2026-11-27]\n";
 
 fn date(text: &str) -> NaiveDate {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
 }
-
-struct NoObserver;
-impl Observer for NoObserver {}
 
 /// A random but plausible stream: few students and schools, so that records collide
 /// (overlapping enrollments, several absences on a day, corrections of every kind).
@@ -173,10 +169,6 @@ impl Scenario {
     }
 }
 
-fn parse_lines(lines: impl IntoIterator<Item = String>) -> Vec<Value> {
-    lines.into_iter().map(|line| serde_json::from_str(&line).expect("engine writes JSON")).collect()
-}
-
 /// Runs `steps` records through the engine, comparing with the oracle after each.
 fn check_against_oracle(seed: u64, steps: usize, workers: usize) {
     let config = config::Config::parse(CONFIG).unwrap();
@@ -184,41 +176,22 @@ fn check_against_oracle(seed: u64, steps: usize, workers: usize) {
     let holidays: Vec<NaiveDate> = config.calendar.holidays.iter().map(|d| d.to_date()).collect();
     let oracle_params = OracleParams::defaults(date("2026-08-31"), date("2026-12-18"), holidays);
     let failures = dataflows::run(workers, params, move |engine| {
-        let options = DriverOptions { daily: false, as_of: None, decode_threads: 1 };
         let mut scenario = Scenario::new(seed);
         let mut feeder = Feeder::new();
         let schools: Vec<Value> = SCHOOLS.iter().map(|id| scenario.school_record(id)).collect();
         for record in schools {
+            feed(engine, &mut feeder, &record);
             scenario.records.push(record);
-        }
-        for record in scenario.records.clone() {
-            let event = ingest::decode_line(record.to_string().as_bytes()).unwrap();
-            feeder.feed(engine, Decoded::Record { line: 0, event }, &options, &mut NoObserver).unwrap();
         }
         for step in 0..steps {
             let record = scenario.next_record();
-            let event = ingest::decode_line(record.to_string().as_bytes()).unwrap_or_else(|r| panic!("{r}: {record}"));
-            feeder.feed(engine, Decoded::Record { line: step as u64, event }, &options, &mut NoObserver).unwrap();
+            feed(engine, &mut feeder, &record);
             scenario.records.push(record.clone());
             // Evaluate as of the clock's day (or a day before the first dated record).
             let as_of = feeder.clock.unwrap_or(model::Day::from_date(scenario.day));
-            engine.close_epoch(as_of, Snapshot::All);
-            let names = &feeder.upsert.names;
-            let students = parse_lines(
-                engine.take_rows().into_iter().filter_map(|(_, _, row)| row.map(|row| student_json(names, &row, ""))),
-            );
-            let tables = {
-                let counts = engine.outputs().counts.lock().unwrap();
-                let directory = engine.outputs().directory.lock().unwrap();
-                school_tables(names, &counts, &directory)
-            };
-            let schools =
-                parse_lines(tables.schools.values().map(|(school, row)| school_json(names, *school, row, "")));
-            let rollups = parse_lines(
-                tables.rollups.iter().map(|((level, _), (id, row))| rollup_json(names, *level, *id, row, "")),
-            );
+            let rows = snapshot(engine, &feeder, as_of);
             let expected = oracle::compute(&scenario.records, &oracle_params, as_of.to_date());
-            let differences = oracle::diff(&expected, &students, &schools, &rollups);
+            let differences = oracle::diff(&expected, &rows.student_list(), &rows.school_list(), &rows.rollup_list());
             if !differences.is_empty() {
                 return Some(format!(
                     "seed {seed}, step {step} (as of {as_of}), after record {record}:\n{}",

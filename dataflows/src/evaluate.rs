@@ -5,6 +5,7 @@ use crate::student_state::StudentState;
 use config::{AttendanceParams, FlagParams};
 use model::{StudentRow, Sym};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// What a student adds to one school's counts (each +1 while it holds).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
@@ -32,15 +33,22 @@ pub struct StudentParams {
     pub flags: FlagParams,
 }
 
-/// A student's evaluation: the row (none before any enrollment dated <= D) and the
-/// (school, category) pairs the student contributes, sorted.
+/// The (school, category) pairs a student contributes, sorted; inline, since every
+/// student is evaluated every day and most have three to six.
+pub type Contributions = SmallVec<[(Sym, Category); 8]>;
+
+/// A student's evaluation: the row (none before any enrollment dated <= D, and none when
+/// not asked for) and the (school, category) pairs the student contributes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Evaluation {
     pub row: Option<StudentRow>,
-    pub contributions: Vec<(Sym, Category)>,
+    pub contributions: Contributions,
 }
 
-pub fn evaluate(student: Sym, state: &StudentState, as_of: &AsOf, params: &StudentParams) -> Evaluation {
+/// Evaluates a student as of a day. The row is built only `with_row` (snapshots): the
+/// daily pass needs only the contributions, which need the three flags but not the
+/// programs, counselor or health visits.
+pub fn evaluate(student: Sym, state: &StudentState, as_of: &AsOf, params: &StudentParams, with_row: bool) -> Evaluation {
     if !state.enrollments.iter().any(|e| e.entry <= as_of.day) {
         return Evaluation::default();
     }
@@ -51,7 +59,7 @@ pub fn evaluate(student: Sym, state: &StudentState, as_of: &AsOf, params: &Stude
     let behavior_flag = rules::behavior_flag(&params.flags, discipline.suspensions, discipline.incidents_30);
     let course_flag = rules::course_flag(&params.flags, failing.failing_core, failing.failing_marks);
     let tier = rules::tier(attendance_flag, behavior_flag, course_flag);
-    let row = StudentRow {
+    let row = with_row.then(|| StudentRow {
         student,
         days_enrolled: attendance.days_enrolled,
         days_absent: attendance.days_absent,
@@ -71,8 +79,8 @@ pub fn evaluate(student: Sym, state: &StudentState, as_of: &AsOf, params: &Stude
         behavior_flag,
         course_flag,
         tier,
-    };
-    let mut contributions = Vec::new();
+    });
+    let mut contributions = Contributions::new();
     if let Some(segment) = state.segment_on(as_of.day) {
         contributions.push((segment.school, Category::Enrolled));
         contributions.push((segment.school, Category::Tier(tier)));
@@ -92,5 +100,5 @@ pub fn evaluate(student: Sym, state: &StudentState, as_of: &AsOf, params: &Stude
         }
     }
     contributions.sort_unstable();
-    Evaluation { row: Some(row), contributions }
+    Evaluation { row, contributions }
 }

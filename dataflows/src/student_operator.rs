@@ -11,7 +11,7 @@
 //! Only changes of (school, category) pairs leave the operator, so the differential
 //! rollups downstream see a handful of updates per student per year.
 
-use crate::evaluate::{evaluate, Category, StudentParams};
+use crate::evaluate::{evaluate, Category, Contributions, StudentParams};
 use crate::indicators::AsOf;
 use crate::student_state::StudentState;
 use config::Calendar;
@@ -52,7 +52,7 @@ pub type RowSink = Arc<Mutex<Vec<(u64, Sym, Option<StudentRow>)>>>;
 #[derive(Default)]
 struct Slot {
     state: StudentState,
-    contributions: Vec<(Sym, Category)>,
+    contributions: Contributions,
     /// Hash of the row at the last snapshot (0: no row).
     row_hash: u64,
     dirty: bool,
@@ -136,11 +136,13 @@ pub fn student_indicators<'s>(
                         }
                         slot.dirty = false;
                         let student = Sym(index as u32 * peers + worker);
-                        let evaluation = evaluate(student, &slot.state, &as_of, &params);
-                        for (pair, diff) in contribution_changes(&slot.contributions, &evaluation.contributions) {
-                            session.give((pair, epoch, diff));
+                        let evaluation = evaluate(student, &slot.state, &as_of, &params, tick.snapshot != Snapshot::None);
+                        if slot.contributions != evaluation.contributions {
+                            contribution_changes(&slot.contributions, &evaluation.contributions, |pair, diff| {
+                                session.give((pair, epoch, diff))
+                            });
+                            slot.contributions = evaluation.contributions;
                         }
-                        slot.contributions = evaluation.contributions;
                         if tick.snapshot != Snapshot::None {
                             let hash = row_hash(&evaluation.row);
                             if tick.snapshot == Snapshot::All || hash != slot.row_hash {
@@ -172,9 +174,8 @@ fn apply_fact(slots: &mut Vec<Box<Slot>>, peers: u32, terms: &mut Interner, stud
     slot.dirty = true;
 }
 
-/// The changes from a student's old to new (school, category) pairs (both sorted).
-fn contribution_changes(old: &[(Sym, Category)], new: &[(Sym, Category)]) -> Vec<((Sym, Category), isize)> {
-    let mut changes = Vec::new();
+/// Emits the changes from a student's old to new (school, category) pairs (both sorted).
+fn contribution_changes(old: &[(Sym, Category)], new: &[(Sym, Category)], mut emit: impl FnMut((Sym, Category), isize)) {
     let (mut i, mut j) = (0, 0);
     while i < old.len() || j < new.len() {
         match (old.get(i), new.get(j)) {
@@ -183,21 +184,20 @@ fn contribution_changes(old: &[(Sym, Category)], new: &[(Sym, Category)]) -> Vec
                 j += 1;
             }
             (Some(a), Some(b)) if a < b => {
-                changes.push((*a, -1));
+                emit(*a, -1);
                 i += 1;
             }
             (Some(a), None) => {
-                changes.push((*a, -1));
+                emit(*a, -1);
                 i += 1;
             }
             (_, Some(b)) => {
-                changes.push((*b, 1));
+                emit(*b, 1);
                 j += 1;
             }
             (None, None) => unreachable!(),
         }
     }
-    changes
 }
 
 #[cfg(test)]
@@ -209,8 +209,13 @@ mod tests {
         let a = (Sym(1), Category::Enrolled);
         let b = (Sym(1), Category::Tier(2));
         let c = (Sym(2), Category::SchoolYear);
-        assert_eq!(contribution_changes(&[a, b], &[a, c]), vec![(b, -1), (c, 1)]);
-        assert_eq!(contribution_changes(&[], &[a]), vec![(a, 1)]);
-        assert_eq!(contribution_changes(&[a], &[]), vec![(a, -1)]);
+        let changes = |old: &[(Sym, Category)], new: &[(Sym, Category)]| {
+            let mut out = Vec::new();
+            contribution_changes(old, new, |pair, diff| out.push((pair, diff)));
+            out
+        };
+        assert_eq!(changes(&[a, b], &[a, c]), vec![(b, -1), (c, 1)]);
+        assert_eq!(changes(&[], &[a]), vec![(a, 1)]);
+        assert_eq!(changes(&[a], &[]), vec![(a, -1)]);
     }
 }

@@ -9,6 +9,7 @@
 use super::AsOf;
 use crate::student_state::StudentState;
 use model::{Day, Sym};
+use smallvec::SmallVec;
 
 /// One student-school year: days at one school, as of D.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,10 +26,10 @@ pub struct Attendance {
     pub days_enrolled_30: u32,
     pub days_absent_30: u32,
     /// Student-school years: schools that were the student's school on some day <= D.
-    pub school_years: Vec<SchoolYear>,
+    pub school_years: SmallVec<[SchoolYear; 2]>,
 }
 
-fn school_year(years: &mut Vec<SchoolYear>, school: Sym) -> &mut SchoolYear {
+fn school_year(years: &mut SmallVec<[SchoolYear; 2]>, school: Sym) -> &mut SchoolYear {
     match years.iter().position(|year| year.school == school) {
         Some(index) => &mut years[index],
         None => {

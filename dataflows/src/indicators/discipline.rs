@@ -5,6 +5,7 @@
 use super::AsOf;
 use crate::student_state::StudentState;
 use model::{DisciplineAction, Sym};
+use smallvec::SmallVec;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DisciplineCounts {
@@ -15,7 +16,7 @@ pub struct DisciplineCounts {
     /// Records of any action within the last 30 days.
     pub incidents_30: u32,
     /// Suspension days (hundredths) by the record's `school_id`.
-    pub suspension_days_by_school: Vec<(Sym, u64)>,
+    pub suspension_days_by_school: SmallVec<[(Sym, u64); 2]>,
 }
 
 pub fn discipline(state: &StudentState, as_of: &AsOf) -> DisciplineCounts {

@@ -2,11 +2,12 @@
 //!
 //! Design: among grade records dated <= D, the current term is the greatest `term`; in
 //! it, each course's latest mark (greatest date, ties greatest id) counts. A student has
-//! tens of grade records, so this is a sort of a short list.
+//! tens of grade records: two passes over them, with nothing allocated.
 
 use super::AsOf;
 use crate::student_state::{Grade, StudentState};
 use model::{Mark, Subject};
+use smallvec::SmallVec;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FailingCourses {
@@ -15,17 +16,26 @@ pub struct FailingCourses {
 }
 
 pub fn failing_courses(state: &StudentState, as_of: &AsOf) -> FailingCourses {
-    let dated: Vec<&Grade> = state.grades.iter().filter(|grade| grade.date <= as_of.day).collect();
+    let dated = || state.grades.iter().filter(|grade| grade.date <= as_of.day);
     // Terms are interned: compare them by name.
-    let Some(term) = dated.iter().map(|grade| grade.term).max_by_key(|&term| as_of.terms.resolve(term)) else {
-        return FailingCourses::default();
-    };
-    let mut current: Vec<&Grade> = dated.iter().copied().filter(|grade| grade.term == term).collect();
-    // Latest first within each course.
-    current.sort_by(|a, b| (a.course, b.date, &b.tie).cmp(&(b.course, a.date, &a.tie)));
-    current.dedup_by_key(|grade| grade.course);
+    let mut term = None;
+    for grade in dated() {
+        if term.is_none_or(|best| grade.term != best && as_of.terms.resolve(grade.term) > as_of.terms.resolve(best)) {
+            term = Some(grade.term);
+        }
+    }
+    let Some(term) = term else { return FailingCourses::default() };
+    // Each course's latest mark: greatest date, ties greatest id.
+    let mut latest: SmallVec<[&Grade; 8]> = SmallVec::new();
+    for grade in dated().filter(|grade| grade.term == term) {
+        match latest.iter_mut().find(|best| best.course == grade.course) {
+            Some(best) if (grade.date, &grade.tie) > (best.date, &best.tie) => *best = grade,
+            Some(_) => {}
+            None => latest.push(grade),
+        }
+    }
     let mut out = FailingCourses::default();
-    for grade in current.iter().filter(|grade| grade.mark == Mark::F) {
+    for grade in latest.iter().filter(|grade| grade.mark == Mark::F) {
         out.failing_marks += 1;
         if matches!(grade.subject, Subject::Ela | Subject::Math) {
             out.failing_core += 1;
