@@ -27,8 +27,12 @@ version (a rejected correction leaves the earlier version in force). Lines that 
 JSON are skipped by read_json(ignore_errors=true).
 
 Line order: the file is read with one parallel CREATE TABLE AS over read_json with
-preserve_insertion_order=true, and the table's rowid is the file order (checked against a
-line-by-line Python read on a 1.3 million line generated file).
+preserve_insertion_order=true, and the table's rowid is the file's line index (a
+malformed line becomes an all-NULL row, so rowids stay aligned with line numbers). This
+was checked against a line-by-line Python read of generated files (1.3 and 12 million
+lines) with DuckDB 2.0.1. Careful when editing: the same CREATE TABLE AS with a WHERE
+clause did NOT keep file order in rowid (corrections were applied in the wrong order), so
+filtering is done after the read.
 
 Every threshold comes from the config TOML, with the defaults of metrics.md when a key is
 absent ([attendance], [flags], [sections]).
@@ -47,7 +51,6 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 ABSENT = ("absent_excused", "absent_unexcused", "suspended")
-TYPES_USED = ("school", "enrollment", "attendance", "discipline", "grade", "health_visit", "section", "ticket")
 
 # Columns read from every line; dates as VARCHAR, checked and cast in SQL.
 COLUMNS = {
@@ -197,21 +200,25 @@ def main():
       CREATE TEMP TABLE lines AS
       SELECT type, id, coalesce(deleted, false) AS deleted, {validity_sql()} AS valid,
              student_id, school_id,
-             {strict_date('date')} AS date,
-             {strict_date('entry_date')} AS entry_date,
+             -- a few shared columns keep the table narrow:
+             CASE type WHEN 'enrollment' THEN {strict_date('entry_date')}
+                       ELSE {strict_date('date')} END AS day,              -- date / entry_date
              {strict_date('exit_date')} AS exit_date,
-             status, action, CAST(round(days * 100) AS BIGINT) AS days_hundredths,
-             term, course_id, subject, mark, enrolled, level,
+             CASE type WHEN 'attendance' THEN status WHEN 'discipline' THEN action
+                       WHEN 'grade' THEN mark WHEN 'school' THEN level END AS code,
+             subject,                                                      -- grade, section
+             CASE type WHEN 'discipline' THEN CAST(round(days * 100) AS BIGINT)
+                       WHEN 'section' THEN enrolled END AS num,            -- days x 100 / head count
+             term, course_id,
              CASE WHEN type = 'ticket' THEN epoch(TRY_CAST("at" AS TIMESTAMPTZ)) END AS at_epoch
       FROM read_json('{events}', format = 'newline_delimited', ignore_errors = true,
                      columns = {columns})
-      WHERE type IN {sql_list(TYPES_USED)}
-    """)
+    """)  # no WHERE here: with a filter, DuckDB 2.0.1 did not keep file order in rowid
     t_read = time.perf_counter()
 
     # ---- D: the district clock -------------------------------------------------------
     clock, ticket_clock = con.execute("""
-      SELECT max(date) FILTER (WHERE type IN ('attendance', 'discipline', 'grade', 'health_visit')),
+      SELECT max(day) FILTER (WHERE type IN ('attendance', 'discipline', 'grade', 'health_visit')),
              max(at_epoch) FILTER (WHERE type = 'ticket')
       FROM lines WHERE valid AND NOT deleted
     """).fetchone()
@@ -260,20 +267,26 @@ def main():
     )
 
     # ---- the records in force: last valid version per (type, id), withdrawals removed -
-    con.execute("""
+    # Only what the figures read is kept: attendance only where the version in force is an
+    # absence; health visits and tickets only moved the clock.
+    con.execute(f"""
       CREATE TEMP TABLE cur AS
-      SELECT l.* EXCLUDE (valid, deleted)
+      SELECT l.type, l.id, l.student_id, l.school_id, l.day, l.exit_date, l.code, l.subject, l.num,
+             l.term, l.course_id
       FROM (SELECT rowid AS rid, * FROM lines) l
       JOIN (SELECT type, id, max(rowid) AS rid FROM lines WHERE valid GROUP BY type, id) last
         ON l.rid = last.rid
       WHERE NOT l.deleted
+        AND l.type IN ('school', 'enrollment', 'attendance', 'discipline', 'grade', 'section')
+        AND (l.type <> 'attendance' OR l.code IN {sql_list(ABSENT)})
     """)
+    con.execute("DROP TABLE lines")
 
     ctes = """
     WITH
     enr AS (  -- enrollments in force entered by D
-      SELECT student_id, school_id, id, entry_date, exit_date FROM cur
-      WHERE type = 'enrollment' AND entry_date <= {D}),
+      SELECT student_id, school_id, id, day AS entry_date, exit_date FROM cur
+      WHERE type = 'enrollment' AND day <= {D}),
     bounds AS (  -- where the set of covering enrollments can change; D+1 closes the year
       SELECT student_id, entry_date AS b FROM enr
       UNION SELECT student_id, least(exit_date, {D1}) FROM enr WHERE exit_date IS NOT NULL
@@ -292,8 +305,8 @@ def main():
         - coalesce(bs.n, CASE WHEN g.s < {first} THEN 0 ELSE {total} END) AS days
       FROM seg_school g LEFT JOIN before_tab bs ON bs.day = g.s LEFT JOIN before_tab be ON be.day = g.e),
     absent_days AS (  -- instructional student-days <= D with any absence record in force
-      SELECT DISTINCT student_id, date FROM cur
-      WHERE type = 'attendance' AND status IN {absent} AND date <= {D} AND date IN (SELECT day FROM instr)),
+      SELECT DISTINCT student_id, day AS date FROM cur
+      WHERE type = 'attendance' AND code IN {absent} AND day <= {D} AND day IN (SELECT day FROM instr)),
     ssy_absent AS (
       SELECT g.student_id, g.school_id, count(*) AS absent
       FROM absent_days a JOIN seg_school g ON g.student_id = a.student_id AND a.date >= g.s AND a.date < g.e
@@ -302,7 +315,8 @@ def main():
       SELECT g.student_id, g.school_id, sum(g.days) AS enrolled_days, coalesce(any_value(a.absent), 0) AS absent
       FROM seg_days g LEFT JOIN ssy_absent a USING (student_id, school_id)
       GROUP BY ALL),
-    disc AS (SELECT * FROM cur WHERE type = 'discipline' AND date <= {D}),
+    disc AS (SELECT student_id, school_id, day AS date, code AS action, num AS days_hundredths
+             FROM cur WHERE type = 'discipline' AND day <= {D}),
     susp AS (  -- suspension days (hundredths) per student and discipline school_id
       SELECT student_id, school_id, sum(days_hundredths) AS h FROM disc
       WHERE action IN ('in_school_suspension', 'out_of_school_suspension') GROUP BY ALL),
@@ -316,7 +330,8 @@ def main():
         count(*) FILTER (WHERE action = 'out_of_school_suspension') AS suspensions,
         count(*) FILTER (WHERE date >= {W}) AS incidents_30
       FROM disc GROUP BY ALL),
-    grades AS (SELECT * FROM cur WHERE type = 'grade' AND date <= {D}),
+    grades AS (SELECT student_id, id, day AS date, term, course_id, subject, code AS mark
+               FROM cur WHERE type = 'grade' AND day <= {D}),
     cur_term AS (SELECT student_id, max(term) AS term FROM grades GROUP BY ALL),
     latest_mark AS (
       SELECT g.student_id, g.course_id, g.subject, g.mark
@@ -341,10 +356,10 @@ def main():
       SELECT school_on_d AS school_id,
         1 + least(2, attendance_flag::INT + behavior_flag::INT + course_flag::INT) AS tier
       FROM flags WHERE school_on_d IS NOT NULL),
-    schools AS (SELECT id AS school_id, level FROM cur WHERE type = 'school'),
+    schools AS (SELECT id AS school_id, code AS level FROM cur WHERE type = 'school'),
     oversized AS (
       SELECT c.school_id, count(*) AS n FROM cur c JOIN schools s ON s.school_id = c.school_id
-      WHERE c.type = 'section' AND c.subject IN {subjects} AND s.level IN {levels} AND c.enrolled > {cap}
+      WHERE c.type = 'section' AND c.subject IN {subjects} AND s.level IN {levels} AND c.num > {cap}
       GROUP BY ALL),
     per_ssy AS (
       SELECT school_id, count(*) AS cumulative,

@@ -129,7 +129,8 @@ impl Feeder {
                 "the input has no dated record (attendance, discipline, grade, health visit or ticket): give --as-of"
             );
         };
-        if let Some(closed) = feeder.clock.filter(|_| options.daily) {
+        // The clock's last day closes like every other (the demo shows it, --daily reports it).
+        if let Some(closed) = feeder.clock {
             close_day(
                 engine,
                 &feeder.upsert.names,

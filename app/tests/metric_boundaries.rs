@@ -176,12 +176,8 @@ fn a_correction_to_a_past_day_is_as_if_the_old_version_was_never_seen() {
     // Day 2's absence is recoded as present (a field trip), on day 31.
     records.push(attendance("s1-a2", "s1", &day(2), "present"));
     let after = run_records(CONFIG, &records, None, 2);
-    let without = run_records(
-        CONFIG,
-        &records.iter().filter(|r| r["id"] != "s1-a2").cloned().collect::<Vec<_>>(),
-        None,
-        1,
-    );
+    let without =
+        run_records(CONFIG, &records.iter().filter(|r| r["id"] != "s1-a2").cloned().collect::<Vec<_>>(), None, 1);
     assert_eq!(after.student("s1")["chronically_absent"], false);
     assert_eq!(after.students, without.students);
     assert_eq!(after.schools, without.schools);
@@ -190,9 +186,7 @@ fn a_correction_to_a_past_day_is_as_if_the_old_version_was_never_seen() {
 
 #[test]
 fn oversized_sections_count_only_capped_subjects_at_capped_levels() {
-    let section = |id: &str, school: &str, subject: &str, enrolled: u32| {
-        json!({"type":"section","id":id,"source":"sis","school_id":school,"course_id":id,"subject":subject,"enrolled":enrolled})
-    };
+    let section = |id: &str, school: &str, subject: &str, enrolled: u32| json!({"type":"section","id":id,"source":"sis","school_id":school,"course_id":id,"subject":subject,"enrolled":enrolled});
     let records = vec![
         school("k1", "middle"),
         school("k2", "elementary"),

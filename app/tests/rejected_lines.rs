@@ -34,18 +34,42 @@ const VALID: &[&str] = &[
 const BAD: &[(&str, &str)] = &[
     (r#"{"type":"attendance","id":"b1","source":"sis","student_id":"s1""#, "invalid JSON: EOF while parsing"),
     (r#"[1,2,3]"#, "field `(record)`: expected a JSON object"),
-    (r#"{"type":"enrollment","id":"b2","source":"sis","student_id":"s1","school_id":"k1","grade":"7","entry_date":"2026-08-31"}"#, "field `grade`: expected an integer"),
-    (r#"{"type":"attendance","id":"b3","source":"sis","student_id":7,"school_id":"k1","date":"2026-09-01","status":"present"}"#, "field `student_id`: expected a string"),
+    (
+        r#"{"type":"enrollment","id":"b2","source":"sis","student_id":"s1","school_id":"k1","grade":"7","entry_date":"2026-08-31"}"#,
+        "field `grade`: expected an integer",
+    ),
+    (
+        r#"{"type":"attendance","id":"b3","source":"sis","student_id":7,"school_id":"k1","date":"2026-09-01","status":"present"}"#,
+        "field `student_id`: expected a string",
+    ),
     (r#"{"id":"b4","source":"sis"}"#, "missing required field `type`"),
     (r#"{"type":"attendance","source":"sis"}"#, "missing required field `id` for type `attendance`"),
     (r#"{"type":"attendance","id":"b5","student_id":"s1"}"#, "missing required field `source` for type `attendance`"),
-    (r#"{"type":"discipline","id":"b6","source":"sis","student_id":"s1","school_id":"k1","date":"2026-09-01","behavior":"x","days":0}"#, "missing required field `action` for type `discipline`"),
+    (
+        r#"{"type":"discipline","id":"b6","source":"sis","student_id":"s1","school_id":"k1","date":"2026-09-01","behavior":"x","days":0}"#,
+        "missing required field `action` for type `discipline`",
+    ),
     (r#"{"type":"homework","id":"b7","source":"sis"}"#, "field `type`: expected one of: school staff"),
-    (r#"{"type":"attendance","id":"b8","source":"sis","student_id":"s1","school_id":"k1","date":"2026-09-01","status":"half_day"}"#, "field `status`: expected one of: present tardy"),
-    (r#"{"type":"health_visit","id":"b9","source":"nurse","student_id":"s1","school_id":"k1","date":"2026-02-30","reason":"illness"}"#, "field `date`: expected a date YYYY-MM-DD"),
-    (r#"{"type":"ticket","id":"b10","source":"helpdesk","ticket_id":"T2","queue":"family","at":"2026-09-03 08:00","action":"opened","school_id":"k1","category":"x","priority":"urgent"}"#, "field `at`: expected an RFC 3339 instant with offset"),
-    (r#"{"type":"enrollment","id":"b11","source":"sis","student_id":"s1","school_id":"k1","grade":13,"entry_date":"2026-08-31"}"#, "field `grade`: out of range (-1 to 12)"),
-    (r#"{"type":"program","id":"b12","source":"sis","student_id":"s1","program":"homeless","begin_date":"2026-09-10","end_date":"2026-09-01"}"#, "field `end_date` is before `begin_date`"),
+    (
+        r#"{"type":"attendance","id":"b8","source":"sis","student_id":"s1","school_id":"k1","date":"2026-09-01","status":"half_day"}"#,
+        "field `status`: expected one of: present tardy",
+    ),
+    (
+        r#"{"type":"health_visit","id":"b9","source":"nurse","student_id":"s1","school_id":"k1","date":"2026-02-30","reason":"illness"}"#,
+        "field `date`: expected a date YYYY-MM-DD",
+    ),
+    (
+        r#"{"type":"ticket","id":"b10","source":"helpdesk","ticket_id":"T2","queue":"family","at":"2026-09-03 08:00","action":"opened","school_id":"k1","category":"x","priority":"urgent"}"#,
+        "field `at`: expected an RFC 3339 instant with offset",
+    ),
+    (
+        r#"{"type":"enrollment","id":"b11","source":"sis","student_id":"s1","school_id":"k1","grade":13,"entry_date":"2026-08-31"}"#,
+        "field `grade`: out of range (-1 to 12)",
+    ),
+    (
+        r#"{"type":"program","id":"b12","source":"sis","student_id":"s1","program":"homeless","begin_date":"2026-09-10","end_date":"2026-09-01"}"#,
+        "field `end_date` is before `begin_date`",
+    ),
 ];
 
 #[test]

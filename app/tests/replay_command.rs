@@ -27,7 +27,19 @@ fn run(args: &[&str]) -> String {
 
 fn generate(dir: &Path, students: &str, days: &str) -> PathBuf {
     let events = dir.join("events.ndjson");
-    run(&["generate", "--students", students, "--schools", "6", "--days", days, "--seed", "3", "--out", events.to_str().unwrap()]);
+    run(&[
+        "generate",
+        "--students",
+        students,
+        "--schools",
+        "6",
+        "--days",
+        days,
+        "--seed",
+        "3",
+        "--out",
+        events.to_str().unwrap(),
+    ]);
     events
 }
 
@@ -85,7 +97,10 @@ fn replay_reads_standard_input_as_it_reads_a_file() {
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
     for file in ["students.ndjson", "schools.ndjson", "rollups.ndjson", "rejected.ndjson"] {
-        assert_eq!(std::fs::read(dir.join("from_file").join(file)).unwrap(), std::fs::read(dir.join("from_stdin").join(file)).unwrap());
+        assert_eq!(
+            std::fs::read(dir.join("from_file").join(file)).unwrap(),
+            std::fs::read(dir.join("from_stdin").join(file)).unwrap()
+        );
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -124,9 +139,21 @@ fn daily_history_ends_with_the_final_figures_and_as_of_moves_the_day() {
 fn a_bad_configuration_is_refused_with_every_problem() {
     let dir = scratch("config");
     let config = dir.join("bad.toml");
-    std::fs::write(&config, "[calendar]\nfirst_day = 2026-08-31\n[flags]\ncourse_min_failing_marks = \"two\"\ncolour = 1\n").unwrap();
+    std::fs::write(
+        &config,
+        "[calendar]\nfirst_day = 2026-08-31\n[flags]\ncourse_min_failing_marks = \"two\"\ncolour = 1\n",
+    )
+    .unwrap();
     let output = Command::new(binary())
-        .args(["replay", "--config", config.to_str().unwrap(), "--events", "-", "--out", dir.join("out").to_str().unwrap()])
+        .args([
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--events",
+            "-",
+            "--out",
+            dir.join("out").to_str().unwrap(),
+        ])
         .stdin(Stdio::null())
         .output()
         .unwrap();

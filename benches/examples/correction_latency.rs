@@ -31,7 +31,8 @@
 //! Percentiles are nearest-rank over all corrections (no warm-up is discarded; with 200
 //! corrections p99 is the second largest). Prints a markdown table and one JSON line
 //! (prefixed `JSON `). Run one process per K (`--days-list 180`) to measure each with a
-//! fresh heap.
+//! fresh heap. `--latencies-out FILE` writes every correction's latency; with
+//! `--pause-before-corrections SECS` the process sleeps after loading, to attach `perf`.
 
 use dataflows::{Category, EngineParams, RollupKey, Snapshot};
 use ingest::Decoded;
@@ -51,6 +52,8 @@ struct Args {
     seed: u64,
     /// Seconds to sleep between loading and the corrections (to attach `perf -p`).
     pause: f64,
+    /// Where to write every correction's latency (tab-separated), if anywhere.
+    latencies_out: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -63,6 +66,7 @@ fn parse_args() -> Args {
         decode_threads: 2,
         seed: 1,
         pause: 0.0,
+        latencies_out: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -76,6 +80,7 @@ fn parse_args() -> Args {
             "--decode-threads" => args.decode_threads = parse(&value()),
             "--seed" => args.seed = parse(&value()),
             "--pause-before-corrections" => args.pause = parse(&value()),
+            "--latencies-out" => args.latencies_out = Some(value()),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -93,7 +98,8 @@ fn parse<T: std::str::FromStr>(text: &str) -> T {
 fn usage(problem: &str) -> ! {
     eprintln!(
         "{problem}\nusage: correction_latency [--students N] [--schools N] [--days-list 10,180] \
-         [--corrections N] [--workers N] [--decode-threads N] [--seed N] [--pause-before-corrections SECS]"
+         [--corrections N] [--workers N] [--decode-threads N] [--seed N] [--pause-before-corrections SECS] \
+         [--latencies-out FILE]"
     );
     std::process::exit(2)
 }
@@ -265,6 +271,8 @@ struct Outcome {
     lines: u64,
     close_day_ms: f64,
     latencies_ms: Vec<f64>,
+    /// Per correction: (epoch, changed any count, targeted, to absent).
+    details: Vec<(u64, bool, bool, bool)>,
     changed_any: usize,
     changed_chronic: usize,
     changed_tier: usize,
@@ -378,7 +386,7 @@ fn run_day(args: &Args, k: u32) -> Outcome {
             let corrections_before = feeder.upsert.stats.corrections;
             let timer = Instant::now();
             feeder.feed(engine, decoded, &driver_options, &mut Quiet).expect("feeding a correction");
-            engine.close_epoch(clock_day, Snapshot::None);
+            let epoch = engine.close_epoch(clock_day, Snapshot::None);
             let elapsed = timer.elapsed();
             outcome.latencies_ms.push(elapsed.as_secs_f64() * 1e3);
             // A present day stores nothing, so present -> absent is a new fact rather than
@@ -389,6 +397,7 @@ fn run_day(args: &Args, k: u32) -> Outcome {
             }
             let after = snapshot_counts(engine);
             let (any, chronic, tier) = differences(&before, &after);
+            outcome.details.push((epoch, any, correction.targeted, correction.to_absent));
             outcome.changed_any += usize::from(any);
             outcome.changed_chronic += usize::from(chronic);
             outcome.changed_tier += usize::from(tier);
@@ -503,6 +512,20 @@ fn main() {
             "day {}: load {:.1} s, closing the day {:.1} ms, {} count entries, RSS {:.0} MiB after the run",
             outcome.day, outcome.load_seconds, outcome.close_day_ms, outcome.count_entries, outcome.rss_mib
         );
+    }
+    if let Some(path) = &args.latencies_out {
+        let mut text = String::from("day\tindex\tepoch\tms\tchanged\ttargeted\tto_absent\n");
+        for outcome in &outcomes {
+            for (index, (ms, (epoch, changed, targeted, to_absent))) in
+                outcome.latencies_ms.iter().zip(&outcome.details).enumerate()
+            {
+                text.push_str(&format!(
+                    "{}\t{index}\t{epoch}\t{ms:.4}\t{}\t{}\t{}\n",
+                    outcome.day, *changed as u8, *targeted as u8, *to_absent as u8
+                ));
+            }
+        }
+        std::fs::write(path, text).expect("writing the latencies");
     }
     let json = serde_json::json!({
         "bench": "correction_latency",

@@ -48,7 +48,13 @@ pub struct Evaluation {
 /// Evaluates a student as of a day. The row is built only `with_row` (snapshots): the
 /// daily pass needs only the contributions, which need the three flags but not the
 /// programs, counselor or health visits.
-pub fn evaluate(student: Sym, state: &StudentState, as_of: &AsOf, params: &StudentParams, with_row: bool) -> Evaluation {
+pub fn evaluate(
+    student: Sym,
+    state: &StudentState,
+    as_of: &AsOf,
+    params: &StudentParams,
+    with_row: bool,
+) -> Evaluation {
     if !state.enrollments.iter().any(|e| e.entry <= as_of.day) {
         return Evaluation::default();
     }

@@ -136,7 +136,8 @@ pub fn student_indicators<'s>(
                         }
                         slot.dirty = false;
                         let student = Sym(index as u32 * peers + worker);
-                        let evaluation = evaluate(student, &slot.state, &as_of, &params, tick.snapshot != Snapshot::None);
+                        let evaluation =
+                            evaluate(student, &slot.state, &as_of, &params, tick.snapshot != Snapshot::None);
                         if slot.contributions != evaluation.contributions {
                             contribution_changes(&slot.contributions, &evaluation.contributions, |pair, diff| {
                                 session.give((pair, epoch, diff))
@@ -145,10 +146,9 @@ pub fn student_indicators<'s>(
                         }
                         if tick.snapshot != Snapshot::None {
                             let hash = row_hash(&evaluation.row);
-                            if tick.snapshot == Snapshot::All || hash != slot.row_hash {
-                                if evaluation.row.is_some() || slot.row_hash != 0 {
-                                    reported.push((epoch, student, evaluation.row));
-                                }
+                            let changed = tick.snapshot == Snapshot::All || hash != slot.row_hash;
+                            if changed && (evaluation.row.is_some() || slot.row_hash != 0) {
+                                reported.push((epoch, student, evaluation.row));
                             }
                             slot.row_hash = hash;
                         }
@@ -163,7 +163,15 @@ pub fn student_indicators<'s>(
 }
 
 /// Applies one fact to its student's slot (creating slots up to it) and marks it dirty.
-fn apply_fact(slots: &mut Vec<Box<Slot>>, peers: u32, terms: &mut Interner, student: Sym, fact: StudentFact, diff: isize) {
+#[allow(clippy::vec_box)] // boxed on purpose: see `Slot`
+fn apply_fact(
+    slots: &mut Vec<Box<Slot>>,
+    peers: u32,
+    terms: &mut Interner,
+    student: Sym,
+    fact: StudentFact,
+    diff: isize,
+) {
     let index = (student.0 / peers) as usize;
     if index >= slots.len() {
         slots.resize_with(index + 1, Box::default);
@@ -175,7 +183,11 @@ fn apply_fact(slots: &mut Vec<Box<Slot>>, peers: u32, terms: &mut Interner, stud
 }
 
 /// Emits the changes from a student's old to new (school, category) pairs (both sorted).
-fn contribution_changes(old: &[(Sym, Category)], new: &[(Sym, Category)], mut emit: impl FnMut((Sym, Category), isize)) {
+fn contribution_changes(
+    old: &[(Sym, Category)],
+    new: &[(Sym, Category)],
+    mut emit: impl FnMut((Sym, Category), isize),
+) {
     let (mut i, mut j) = (0, 0);
     while i < old.len() || j < new.len() {
         match (old.get(i), new.get(j)) {

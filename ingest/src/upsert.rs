@@ -138,19 +138,21 @@ fn key_hash(key: &RecordKey) -> KeyHash {
 /// collide with another's goes to a small overflow map, so nothing is ever confused.
 #[derive(Default)]
 struct StoredKeys {
-    absences: FxHashMap<u64, (u32, Stored)>,
-    others: FxHashMap<u64, (u32, Stored)>,
-    overflow: FxHashMap<(u64, u32), Stored>,
+    absences: KeyMap,
+    others: KeyMap,
+    overflow: OverflowMap,
 }
+
+/// 64-bit key index -> (32-bit check, stored version).
+type KeyMap = FxHashMap<u64, (u32, Stored)>;
+/// (index, check) -> stored version, for keys whose index is taken by another key.
+type OverflowMap = FxHashMap<(u64, u32), Stored>;
 
 const _: () = assert!(std::mem::size_of::<Stored>() <= 20);
 
 impl StoredKeys {
     /// The map a type's keys live in, and the overflow map.
-    fn maps(
-        &mut self,
-        record_type: RecordType,
-    ) -> (&mut FxHashMap<u64, (u32, Stored)>, &mut FxHashMap<(u64, u32), Stored>) {
+    fn maps(&mut self, record_type: RecordType) -> (&mut KeyMap, &mut OverflowMap) {
         let map = if record_type == RecordType::Attendance { &mut self.absences } else { &mut self.others };
         (map, &mut self.overflow)
     }

@@ -227,7 +227,7 @@ struct Enrollment {
 
 impl Enrollment {
     fn covers(&self, d: NaiveDate) -> bool {
-        self.entry <= d && self.exit.map_or(true, |x| d < x)
+        self.entry <= d && self.exit.is_none_or(|x| d < x)
     }
 }
 
@@ -448,9 +448,8 @@ pub fn compute(records: &[Value], params: &OracleParams, as_of: NaiveDate) -> Ex
             .count() as i64;
 
         // Programs and counselor active on D.
-        let active_on_d = |r: &Value| {
-            req_date(r, "begin_date") <= d_as_of && opt_date(r, "end_date").map_or(true, |end| d_as_of < end)
-        };
+        let active_on_d =
+            |r: &Value| req_date(r, "begin_date") <= d_as_of && opt_date(r, "end_date").is_none_or(|end| d_as_of < end);
         let my_programs: BTreeSet<String> = programs
             .iter()
             .filter(|r| &req_str(r, "student_id") == sid)
@@ -580,7 +579,7 @@ pub fn compute(records: &[Value], params: &OracleParams, as_of: NaiveDate) -> Ex
                 }
                 let over = match s.get("enrolled") {
                     Some(v) if v.as_i64().is_some() => v.as_i64().unwrap() > params.section_cap,
-                    Some(v) => v.as_f64().map_or(false, |f| f > params.section_cap as f64),
+                    Some(v) => v.as_f64().is_some_and(|f| f > params.section_cap as f64),
                     None => false,
                 };
                 if over {
@@ -644,7 +643,12 @@ fn diff_value(path: &str, expected: &Value, actual: &Value, out: &mut Vec<String
     match (expected, actual) {
         (Value::Number(a), Value::Number(b)) => {
             let (x, y) = (a.as_f64().unwrap(), b.as_f64().unwrap());
-            if !((x - y).abs() <= TOLERANCE) {
+            // Written so that NaN counts as a difference.
+            let within = matches!(
+                (x - y).abs().partial_cmp(&TOLERANCE),
+                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+            );
+            if !within {
                 out.push(format!("{path}: expected {expected}, engine {actual}"));
             }
         }
@@ -689,10 +693,10 @@ fn diff_table<K: Ord + Clone + std::fmt::Debug>(
         match key_of(row) {
             None => out.push(format!("{table}: engine row without a key: {row}")),
             Some(k) => {
-                if actual.contains_key(&k) {
-                    out.push(format!("{table} {k:?}: duplicate engine row: {row}"));
+                if let std::collections::btree_map::Entry::Vacant(slot) = actual.entry(k.clone()) {
+                    slot.insert(row);
                 } else {
-                    actual.insert(k, row);
+                    out.push(format!("{table} {k:?}: duplicate engine row: {row}"));
                 }
             }
         }
@@ -955,11 +959,11 @@ mod tests {
             enr("e3", "s2", "A", "2025-09-01", None),
             enr("e4", "s3", "A", "2025-09-01", Some("2025-09-08")),
         ];
-        for i in 0..4 {
-            recs.push(att(&format!("s1a{i}"), "s1", "A", &days[i], "absent_unexcused"));
+        for (i, day) in days.iter().enumerate().take(4) {
+            recs.push(att(&format!("s1a{i}"), "s1", "A", day, "absent_unexcused"));
         }
-        for i in 0..3 {
-            recs.push(att(&format!("s2a{i}"), "s2", "A", &days[i], "absent_unexcused"));
+        for (i, day) in days.iter().enumerate().take(3) {
+            recs.push(att(&format!("s2a{i}"), "s2", "A", day, "absent_unexcused"));
         }
         let exp = compute(&recs, &params(), d(&days[39]));
         let a = &exp.schools["A"];
