@@ -14,7 +14,9 @@
 #   AS_OF=          YYYY-MM-DD passed to both tools (default: each tool's own clock)
 #   PYTHON=python3  interpreter with the `duckdb` package (scripts/requirements.txt)
 #   ENGINE_ARGS=    extra arguments for `wholechild replay` (e.g. "--workers 2")
-#   PEER_ARGS=      extra arguments for the peer (e.g. "--memory-limit 8GB --temp-dir /big")
+#   PEER_ARGS=      extra arguments for the peer, e.g. "--memory-limit 12GB" (DuckDB's default
+#                   is 80% of RAM; beyond its limit it spills to $WORK_DIR/duckdb-tmp, or to
+#                   "--temp-dir DIR" given here)
 #   WARM_CACHE=1    read the file once before measuring, so neither tool pays the cold read
 #
 # The district file is generated once and KEPT: it is named by its parameters
@@ -65,7 +67,8 @@ mkdir -p "$WORK_DIR"
 TAG="s${STUDENTS}-k${SCHOOLS}-d${DAYS:-all}-seed${SEED}"
 EVENTS=$WORK_DIR/district-$TAG.ndjson
 RUN_DIR=$WORK_DIR/run-$TAG
-mkdir -p "$RUN_DIR"
+PEER_TMP=$WORK_DIR/duckdb-tmp   # where DuckDB spills beyond its memory limit (it deletes its files on exit)
+mkdir -p "$RUN_DIR" "$PEER_TMP"
 
 # ---- the district, generated once per parameters ------------------------------------
 if [[ -s $EVENTS ]]; then
@@ -101,6 +104,7 @@ rss_mib() { awk -v k="$(field 'Maximum resident set size (kbytes)' "$1")" 'BEGIN
 exit_status() { field 'Exit status' "$1"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 as_of_args=()
 [[ -n $AS_OF ]] && as_of_args=(--as-of "$AS_OF")
 
@@ -130,7 +134,7 @@ for ((i = 1; i <= REPEAT; i++)); do
   rm -f "$RUN_DIR/peer-schools.ndjson"
   # shellcheck disable=SC2086
   if ! "$TIME" -v -o "$RUN_DIR/peer.time" "$PYTHON" "$PEER" "$EVENTS" "$CONFIG" "$RUN_DIR/peer-schools.ndjson" \
-      "${as_of_args[@]}" $PEER_ARGS 2> "$RUN_DIR/peer.stderr"; then
+      --temp-dir "$PEER_TMP" "${as_of_args[@]}" $PEER_ARGS 2> "$RUN_DIR/peer.stderr"; then
     cat "$RUN_DIR/peer.stderr" "$RUN_DIR/peer.time" >&2
     echo "DuckDB peer failed" >&2
     exit 1
@@ -159,7 +163,7 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //' || true)
 MEM_GIB=$(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 DUCKDB_VERSION=$("$PYTHON" -c 'import duckdb; print(duckdb.__version__)')
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo " (working tree has changes)" || true)
+DIRTY=$(git -C "$ROOT" status --porcelain -- . ':!scripts' 2>/dev/null | grep -q . && echo " (working tree has changes outside scripts/)" || true)
 
 cat <<EOF
 
@@ -175,7 +179,8 @@ Median of $REPEAT run(s) per column (each column's median on its own); runs inte
 
 DuckDB peer phases (median): read ${P_READ} s, compute ${P_COMPUTE} s (the rest of its wall time is Python start-up and writing).
 
-Machine: $(nproc) cores (nproc), ${CPU_MODEL:-unknown CPU}, ${MEM_GIB} GiB RAM; wholechild $COMMIT$DIRTY.
+Machine: $(nproc) cores (nproc), ${CPU_MODEL:-unknown CPU}, ${MEM_GIB} GiB RAM; load average before the runs: $LOAD.
+Engine: \`$BIN\` built $(date -r "$BIN" '+%Y-%m-%d %H:%M'), HEAD $COMMIT$DIRTY.
 Per-run values: $RUN_DIR/engine.tsv, $RUN_DIR/peer.tsv (wall, RSS MiB, CPU s[, read, compute]).
 
 Comparison (\`compare_schools.py\`, last run's outputs):
