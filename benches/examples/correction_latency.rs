@@ -28,6 +28,11 @@
 //! compared before and after (outside the timed span), and the corrections that
 //! changed any count, a chronic-absence count, or a tier count are reported.
 //!
+//! After each correction (outside its timed span) an epoch with nothing fed is closed and
+//! timed too: its latency is the fixed cost of an epoch (every worker's pass over its
+//! students, progress tracking, waking the other workers), measured under the same
+//! machine conditions as the corrections, so the two can be compared on a noisy machine.
+//!
 //! Percentiles are nearest-rank over all corrections (no warm-up is discarded; with 200
 //! corrections p99 is the second largest). Prints a markdown table and one JSON line
 //! (prefixed `JSON `). Run one process per K (`--days-list 180`) to measure each with a
@@ -271,6 +276,8 @@ struct Outcome {
     lines: u64,
     close_day_ms: f64,
     latencies_ms: Vec<f64>,
+    /// Epochs closed with nothing fed, one after each correction: the fixed cost of an epoch.
+    empty_ms: Vec<f64>,
     /// Per correction: (epoch, changed any count, targeted, to absent).
     details: Vec<(u64, bool, bool, bool)>,
     changed_any: usize,
@@ -406,6 +413,10 @@ fn run_day(args: &Args, k: u32) -> Outcome {
                 outcome.targeted_changed += usize::from(any);
             }
             before = after;
+            // The same epoch with nothing in it, under the same machine conditions.
+            let timer = Instant::now();
+            engine.close_epoch(clock_day, Snapshot::None);
+            outcome.empty_ms.push(timer.elapsed().as_secs_f64() * 1e3);
         }
         outcome
     });
@@ -442,9 +453,9 @@ fn main() {
     println!();
     println!(
         "| clock day | as of | load (s) | lines | p50 | p90 | p99 | max | changed counts | chronic | tier | \
-         targeted changed | peak RSS (MiB) |"
+         targeted changed | empty epoch p50 / p99 | peak RSS (MiB) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut rows = Vec::new();
     let mut p50s = Vec::new();
     let mut p99s = Vec::new();
@@ -454,10 +465,13 @@ fn main() {
         let (p50, p90, p99, max) =
             (percentile(&sorted, 0.5), percentile(&sorted, 0.9), percentile(&sorted, 0.99), sorted[sorted.len() - 1]);
         let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
+        let mut empty = outcome.empty_ms.clone();
+        empty.sort_by(f64::total_cmp);
+        let (empty_p50, empty_p99) = (percentile(&empty, 0.5), percentile(&empty, 0.99));
         p50s.push(p50);
         p99s.push(p99);
         println!(
-            "| {} | {} | {:.1} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} | {} | {} | {}/{} | {:.0} |",
+            "| {} | {} | {:.1} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} | {} | {} | {}/{} | {:.2} / {:.2} | {:.0} |",
             outcome.day,
             outcome.as_of,
             outcome.load_seconds,
@@ -472,6 +486,8 @@ fn main() {
             outcome.changed_tier,
             outcome.targeted_changed,
             outcome.targeted,
+            empty_p50,
+            empty_p99,
             outcome.peak_rss_mib
         );
         rows.push(serde_json::json!({
@@ -486,6 +502,8 @@ fn main() {
             "p99_ms": p99,
             "max_ms": max,
             "mean_ms": mean,
+            "empty_epoch_p50_ms": empty_p50,
+            "empty_epoch_p99_ms": empty_p99,
             "changed_counts": outcome.changed_any,
             "changed_chronic": outcome.changed_chronic,
             "changed_tier": outcome.changed_tier,
