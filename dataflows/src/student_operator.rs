@@ -47,8 +47,7 @@ pub struct ClockTick {
 /// Student rows reported by snapshots: (epoch, student, row or `None` if it disappeared).
 pub type RowSink = Arc<Mutex<Vec<(u64, Sym, Option<StudentRow>)>>>;
 
-/// One student's slot: records in force, and what was last emitted for it. Slots are
-/// boxed so that the growing vector of them moves 8 bytes per student, not ~250.
+/// One student's slot: records in force, and what was last emitted for it.
 #[derive(Default)]
 struct Slot {
     state: StudentState,
@@ -56,6 +55,13 @@ struct Slot {
     /// Hash of the row at the last snapshot (0: no row).
     row_hash: u64,
     dirty: bool,
+}
+
+impl Slot {
+    /// Nothing in force and nothing ever emitted: evaluating it would change nothing.
+    fn is_idle(&self) -> bool {
+        self.state.is_empty() && self.contributions.is_empty() && self.row_hash == 0
+    }
 }
 
 fn row_hash(row: &Option<StudentRow>) -> u64 {
@@ -85,9 +91,8 @@ pub fn student_indicators<'s>(
     facts
         .inner
         .binary_frontier(clock, exchange, Pipeline, "StudentIndicators", move |_capability, _info| {
-            let mut slots: Vec<Box<Slot>> = Vec::new();
+            let mut students = Students::default();
             let mut next_epoch = 0u64;
-            let mut terms = Interner::default();
             let mut pending_facts: BTreeMap<u64, Vec<(Sym, StudentFact, isize)>> = BTreeMap::new();
             let mut pending_ticks: BTreeMap<u64, (Capability<u64>, ClockTick)> = BTreeMap::new();
             let mut last_day: Option<Day> = None;
@@ -98,7 +103,7 @@ pub fn student_indicators<'s>(
                     for container in containers {
                         for ((student, fact), time, diff) in container.drain(..) {
                             if time == next_epoch {
-                                apply_fact(&mut slots, peers, &mut terms, student, fact, diff);
+                                students.apply(peers, student, fact, diff);
                             } else {
                                 pending_facts.entry(time).or_default().push((student, fact, diff));
                             }
@@ -120,37 +125,47 @@ pub fn student_indicators<'s>(
                     }
                     let (capability, tick) = pending_ticks.remove(&epoch).expect("present");
                     for (student, fact, diff) in pending_facts.remove(&epoch).unwrap_or_default() {
-                        apply_fact(&mut slots, peers, &mut terms, student, fact, diff);
+                        students.apply(peers, student, fact, diff);
                     }
                     next_epoch = epoch + 1;
                     let everyone = last_day != Some(tick.as_of) || tick.snapshot != Snapshot::None;
                     last_day = Some(tick.as_of);
-                    let as_of = AsOf::new(tick.as_of, &calendar, params.attendance.window_instructional_days, &terms);
+                    let as_of =
+                        AsOf::new(tick.as_of, &calendar, params.attendance.window_instructional_days, &students.terms);
                     let mut session = output.session(&capability);
                     let mut reported = Vec::new();
-                    for (index, slot) in slots.iter_mut().enumerate() {
-                        if !(slot.dirty || everyone)
-                            || (slot.state.is_empty() && slot.contributions.is_empty() && slot.row_hash == 0)
-                        {
-                            continue;
-                        }
+                    let with_row = tick.snapshot != Snapshot::None;
+                    let mut evaluate_slot = |index: usize, slot: &mut Slot| {
                         slot.dirty = false;
                         let student = Sym(index as u32 * peers + worker);
-                        let evaluation =
-                            evaluate(student, &slot.state, &as_of, &params, tick.snapshot != Snapshot::None);
+                        let evaluation = evaluate(student, &slot.state, &as_of, &params, with_row);
                         if slot.contributions != evaluation.contributions {
                             contribution_changes(&slot.contributions, &evaluation.contributions, |pair, diff| {
                                 session.give((pair, epoch, diff))
                             });
                             slot.contributions = evaluation.contributions;
                         }
-                        if tick.snapshot != Snapshot::None {
+                        if with_row {
                             let hash = row_hash(&evaluation.row);
                             let changed = tick.snapshot == Snapshot::All || hash != slot.row_hash;
                             if changed && (evaluation.row.is_some() || slot.row_hash != 0) {
                                 reported.push((epoch, student, evaluation.row));
                             }
                             slot.row_hash = hash;
+                        }
+                    };
+                    if everyone {
+                        // Every enrolled student's day counts move with the day.
+                        for (index, slot) in students.slots.iter_mut().enumerate() {
+                            if !slot.is_idle() {
+                                evaluate_slot(index, slot);
+                            }
+                        }
+                        students.dirty.clear();
+                    } else {
+                        // Only the students whose records changed in this epoch.
+                        for index in std::mem::take(&mut students.dirty) {
+                            evaluate_slot(index as usize, &mut students.slots[index as usize]);
                         }
                     }
                     if !reported.is_empty() {
@@ -162,24 +177,35 @@ pub fn student_indicators<'s>(
         .as_collection()
 }
 
-/// Applies one fact to its student's slot (creating slots up to it) and marks it dirty.
-#[allow(clippy::vec_box)] // boxed on purpose: see `Slot`
-fn apply_fact(
-    slots: &mut Vec<Box<Slot>>,
-    peers: u32,
-    terms: &mut Interner,
-    student: Sym,
-    fact: StudentFact,
-    diff: isize,
-) {
-    let index = (student.0 / peers) as usize;
-    if index >= slots.len() {
-        slots.resize_with(index + 1, Box::default);
+/// This worker's students: slot `i` is student `i * peers + worker`.
+#[derive(Default)]
+struct Students {
+    /// Boxed so that the growing vector moves 8 bytes per student, not ~250.
+    #[allow(clippy::vec_box)]
+    slots: Vec<Box<Slot>>,
+    /// Slots whose records changed since they were last evaluated: an epoch that does not
+    /// move the day evaluates only these (a correction costs its students, not a walk
+    /// over every slot).
+    dirty: Vec<u32>,
+    /// Grading terms, interned per worker.
+    terms: Interner,
+}
+
+impl Students {
+    /// Applies one fact to its student's slot (creating slots up to it) and marks it dirty.
+    fn apply(&mut self, peers: u32, student: Sym, fact: StudentFact, diff: isize) {
+        let index = (student.0 / peers) as usize;
+        if index >= self.slots.len() {
+            self.slots.resize_with(index + 1, Box::default);
+        }
+        let slot = &mut self.slots[index];
+        let applied = slot.state.apply(fact, diff, &mut self.terms);
+        debug_assert!(applied, "retraction of a fact not in force");
+        if !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push(index as u32);
+        }
     }
-    let slot = &mut slots[index];
-    let applied = slot.state.apply(fact, diff, terms);
-    debug_assert!(applied, "retraction of a fact not in force");
-    slot.dirty = true;
 }
 
 /// Emits the changes from a student's old to new (school, category) pairs (both sorted).
