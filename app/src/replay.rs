@@ -5,7 +5,7 @@ use crate::output::{rejected_json, rollup_json, school_json, school_tables, stud
 use anyhow::{Context, Result};
 use dataflows::{Engine, EngineParams};
 use ingest::{Names, Rejected};
-use model::{Day, SchoolRow, StudentRow};
+use model::{Day, SchoolRow};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -67,10 +67,11 @@ pub fn replay(options: ReplayOptions) -> Result<ReplaySummary> {
 fn write_final(engine: &mut Engine, names: &Names, out: &Path) -> Result<(usize, usize)> {
     // Rows are sorted by id and rendered one at a time: at district scale, holding every
     // rendered line would cost a third of a gigabyte.
-    let mut students: Vec<StudentRow> = engine.take_rows().into_iter().filter_map(|(_, _, row)| row).collect();
-    students.sort_unstable_by(|a, b| names.students.resolve(a.student).cmp(names.students.resolve(b.student)));
-    let student_count = students.len();
-    write_lines(&out.join("students.ndjson"), students.iter().map(|row| student_json(names, row, "")))?;
+    let mut students = engine.take_rows();
+    students.sort_unstable_by(|a, b| names.students.resolve(a.1).cmp(names.students.resolve(b.1)));
+    let rows = || students.iter().filter_map(|(_, _, row)| row.as_ref());
+    let student_count = rows().count();
+    write_lines(&out.join("students.ndjson"), rows().map(|row| student_json(names, row, "")))?;
     let tables = current_tables(engine, names);
     write_lines(
         &out.join("schools.ndjson"),

@@ -133,7 +133,11 @@ pub fn student_indicators<'s>(
                     let as_of =
                         AsOf::new(tick.as_of, &calendar, params.attendance.window_instructional_days, &students.terms);
                     let mut session = output.session(&capability);
-                    let mut reported = Vec::new();
+                    let mut reported = if tick.snapshot == Snapshot::All {
+                        Vec::with_capacity(students.slots.len())
+                    } else {
+                        Vec::new()
+                    };
                     let with_row = tick.snapshot != Snapshot::None;
                     let mut evaluate_slot = |index: usize, slot: &mut Slot| {
                         slot.dirty = false;
@@ -169,7 +173,12 @@ pub fn student_indicators<'s>(
                         }
                     }
                     if !reported.is_empty() {
-                        rows.lock().expect("row sink").extend(reported);
+                        let mut sink = rows.lock().expect("row sink");
+                        if sink.is_empty() {
+                            *sink = reported; // no copy of a district's rows
+                        } else {
+                            sink.extend(reported);
+                        }
                     }
                 }
             }

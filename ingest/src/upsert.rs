@@ -133,34 +133,35 @@ fn key_hash(key: &RecordKey) -> KeyHash {
 }
 
 /// The stored versions in force. Design: absences, by far the most numerous, get a map
-/// of their own with 16-byte values; everything else shares one with 24-byte values.
-/// Keys are 64-bit with a 32-bit check beside the value; the rare key whose 64 bits
-/// collide with another's goes to a small overflow map, so nothing is ever confused.
+/// of their own with 12-byte values (student, day); everything else shares one with
+/// 24-byte values. Keys are 64-bit with a 32-bit check beside the value; the rare key
+/// whose 64 bits collide with another's goes to a small overflow map, so nothing is
+/// ever confused.
 #[derive(Default)]
 struct StoredKeys {
-    absences: KeyMap,
-    others: KeyMap,
-    overflow: OverflowMap,
+    absences: HashedKeys<(Sym, Day)>,
+    others: HashedKeys<Stored>,
 }
-
-/// 64-bit key index -> (32-bit check, stored version).
-type KeyMap = FxHashMap<u64, (u32, Stored)>;
-/// (index, check) -> stored version, for keys whose index is taken by another key.
-type OverflowMap = FxHashMap<(u64, u32), Stored>;
 
 const _: () = assert!(std::mem::size_of::<Stored>() <= 20);
 
-impl StoredKeys {
-    /// The map a type's keys live in, and the overflow map.
-    fn maps(&mut self, record_type: RecordType) -> (&mut KeyMap, &mut OverflowMap) {
-        let map = if record_type == RecordType::Attendance { &mut self.absences } else { &mut self.others };
-        (map, &mut self.overflow)
-    }
+/// Values by [`KeyHash`]: 64-bit index -> (32-bit check, value), with an overflow map
+/// for keys whose index is taken by another key.
+struct HashedKeys<V> {
+    map: FxHashMap<u64, (u32, V)>,
+    overflow: FxHashMap<(u64, u32), V>,
+}
 
-    /// Stores `new` for the key; returns the version it replaced.
-    fn insert(&mut self, record_type: RecordType, key: KeyHash, new: Stored) -> Option<Stored> {
-        let (map, overflow) = self.maps(record_type);
-        match map.entry(key.index) {
+impl<V> Default for HashedKeys<V> {
+    fn default() -> Self {
+        HashedKeys { map: FxHashMap::default(), overflow: FxHashMap::default() }
+    }
+}
+
+impl<V> HashedKeys<V> {
+    /// Stores `new` for the key; returns the value it replaced.
+    fn insert(&mut self, key: KeyHash, new: V) -> Option<V> {
+        match self.map.entry(key.index) {
             Entry::Vacant(slot) => {
                 slot.insert((key.check, new));
                 None
@@ -168,22 +169,45 @@ impl StoredKeys {
             Entry::Occupied(mut slot) if slot.get().0 == key.check => {
                 Some(std::mem::replace(&mut slot.get_mut().1, new))
             }
-            Entry::Occupied(_) => overflow.insert((key.index, key.check), new),
+            Entry::Occupied(_) => self.overflow.insert((key.index, key.check), new),
         }
     }
 
-    /// Removes the key's version; returns it.
-    fn remove(&mut self, record_type: RecordType, key: KeyHash) -> Option<Stored> {
-        let (map, overflow) = self.maps(record_type);
-        match map.entry(key.index) {
+    /// Removes the key's value; returns it.
+    fn remove(&mut self, key: KeyHash) -> Option<V> {
+        match self.map.entry(key.index) {
             Entry::Occupied(slot) if slot.get().0 == key.check => Some(slot.remove().1),
-            Entry::Occupied(_) => overflow.remove(&(key.index, key.check)),
+            Entry::Occupied(_) => self.overflow.remove(&(key.index, key.check)),
             Entry::Vacant(_) => None,
         }
     }
 
     fn len(&self) -> usize {
-        self.absences.len() + self.others.len() + self.overflow.len()
+        self.map.len() + self.overflow.len()
+    }
+}
+
+impl StoredKeys {
+    /// Stores `new` for the key; returns the version it replaced.
+    fn insert(&mut self, record_type: RecordType, key: KeyHash, new: Stored) -> Option<Stored> {
+        match (record_type, new) {
+            (RecordType::Attendance, Stored::Absence { student, day }) => {
+                self.absences.insert(key, (student, day)).map(|(student, day)| Stored::Absence { student, day })
+            }
+            _ => self.others.insert(key, new),
+        }
+    }
+
+    /// Removes the key's version; returns it.
+    fn remove(&mut self, record_type: RecordType, key: KeyHash) -> Option<Stored> {
+        match record_type {
+            RecordType::Attendance => self.absences.remove(key).map(|(student, day)| Stored::Absence { student, day }),
+            _ => self.others.remove(key),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.absences.len() + self.others.len()
     }
 }
 
@@ -384,17 +408,20 @@ mod tests {
 
     #[test]
     fn keys_whose_64_bit_index_collides_are_kept_apart() {
-        let mut keys = StoredKeys::default();
-        let one = KeyHash { index: 42, check: 1 };
-        let two = KeyHash { index: 42, check: 2 };
-        let a = Stored::HealthVisit { student: Sym(1), date: Day(1) };
-        let b = Stored::HealthVisit { student: Sym(2), date: Day(2) };
-        assert_eq!(keys.insert(RecordType::HealthVisit, one, a), None);
-        assert_eq!(keys.insert(RecordType::HealthVisit, two, b), None);
-        assert_eq!(keys.len(), 2);
-        assert_eq!(keys.remove(RecordType::HealthVisit, two), Some(b));
-        assert_eq!(keys.remove(RecordType::HealthVisit, two), None);
-        assert_eq!(keys.remove(RecordType::HealthVisit, one), Some(a));
-        assert_eq!(keys.len(), 0);
+        for record_type in [RecordType::HealthVisit, RecordType::Attendance] {
+            let mut keys = StoredKeys::default();
+            let one = KeyHash { index: 42, check: 1 };
+            let two = KeyHash { index: 42, check: 2 };
+            let a = Stored::Absence { student: Sym(1), day: Day(1) };
+            let b = Stored::Absence { student: Sym(2), day: Day(2) };
+            assert_eq!(keys.insert(record_type, one, a), None);
+            assert_eq!(keys.insert(record_type, two, b), None);
+            assert_eq!(keys.len(), 2);
+            assert_eq!(keys.insert(record_type, two, a), Some(b));
+            assert_eq!(keys.remove(record_type, two), Some(a));
+            assert_eq!(keys.remove(record_type, two), None);
+            assert_eq!(keys.remove(record_type, one), Some(a));
+            assert_eq!(keys.len(), 0);
+        }
     }
 }
