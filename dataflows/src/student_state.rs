@@ -127,6 +127,16 @@ impl StudentState {
             StudentFact::Grade { term, course, subject, mark, date, tie } => {
                 change(&mut self.grades, Grade { term: terms.intern(&term), course, subject, mark, date, tie }, diff)
             }
+            StudentFact::GradeWithdrawn { tie } => {
+                debug_assert_eq!(diff, -1, "a grade is withdrawn, never added, by id");
+                match self.grades.iter().position(|grade| grade.tie == tie) {
+                    Some(index) => {
+                        self.grades.swap_remove(index);
+                        true
+                    }
+                    None => false,
+                }
+            }
             StudentFact::HealthVisit { date } => change(&mut self.health_visits, date, diff),
             StudentFact::Program { program, begin, end } => {
                 change(&mut self.programs, Program { program, begin, end }, diff)

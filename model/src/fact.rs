@@ -40,6 +40,11 @@ pub enum StudentFact {
         date: Day,
         tie: Text,
     },
+    /// Withdraws the student's grade whose record id is `tie` (always with diff -1):
+    /// the upsert stage keeps only a grade's student, not a copy of its version.
+    GradeWithdrawn {
+        tie: Text,
+    },
     HealthVisit {
         date: Day,
     },
