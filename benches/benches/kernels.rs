@@ -232,14 +232,24 @@ fn evaluation(c: &mut Criterion) {
     let mut group = c.benchmark_group("evaluate");
     for day in [10usize, 180] {
         let as_of = AsOf::new(calendar[day - 1], &config.calendar, window, &terms);
-        let row = evaluate(Sym(7), &state, &as_of, &params.student, true).row.expect("enrolled");
+        let row = evaluate(Sym(7), &state, &as_of, &params.student, true, &mut None, true).row.expect("enrolled");
         if day == 180 {
             assert_eq!((row.days_enrolled, row.days_absent, row.failing_marks > 0), (180, 15, true));
         }
         // With the row (a snapshot) and without (the daily pass: contributions only).
         for (name, with_row) in [("student_row", true), ("contributions_only", false)] {
             group.bench_function(format!("{name}_day_{day}"), |b| {
-                b.iter(|| evaluate(black_box(Sym(7)), black_box(&state), black_box(&as_of), &params.student, with_row))
+                b.iter(|| {
+                    evaluate(
+                        black_box(Sym(7)),
+                        black_box(&state),
+                        black_box(&as_of),
+                        &params.student,
+                        with_row,
+                        &mut None,
+                        true,
+                    )
+                })
             });
         }
     }

@@ -58,6 +58,13 @@ impl Calendar {
         self.count_through(through) - self.count_through(Day(from.0 - 1))
     }
 
+    /// The instructional days `d` with `after < d <= through`, in order.
+    pub fn instructional_in(&self, after: Day, through: Day) -> &[Day] {
+        let from = self.count_through(after) as usize;
+        let to = (self.count_through(through) as usize).max(from);
+        &self.instructional[from..to]
+    }
+
     /// The first of the `window` most recent instructional days `<= day`, or `None`
     /// when no instructional day is `<= day` (then nothing is "within the window").
     pub fn window_start(&self, day: Day, window: u32) -> Option<Day> {
@@ -85,6 +92,18 @@ mod tests {
         assert_eq!(calendar.count_through(day("2027-01-01")), 9);
         assert_eq!(calendar.count_between(day("2026-09-04"), day("2026-09-08")), 2);
         assert!(!calendar.is_instructional(day("2026-09-05")));
+    }
+
+    #[test]
+    fn instructional_days_in_a_half_open_range() {
+        let calendar = Calendar::new(day("2026-08-31"), day("2026-09-11"), [day("2026-09-07")].into());
+        assert_eq!(
+            calendar.instructional_in(day("2026-09-03"), day("2026-09-08")),
+            [day("2026-09-04"), day("2026-09-08")]
+        );
+        assert!(calendar.instructional_in(day("2026-09-08"), day("2026-09-08")).is_empty());
+        assert!(calendar.instructional_in(day("2026-09-09"), day("2026-09-01")).is_empty());
+        assert_eq!(calendar.instructional_in(day("2020-01-01"), day("2026-08-31")), [day("2026-08-31")]);
     }
 
     #[test]

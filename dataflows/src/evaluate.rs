@@ -1,5 +1,6 @@
 //! One student's whole row as of D, and what the student contributes to school counts.
 
+use crate::indicators::attendance::AttendanceAsOf;
 use crate::indicators::{attendance, caseload, discipline, grades, health, programs, AsOf};
 use crate::student_state::StudentState;
 use config::{AttendanceParams, FlagParams};
@@ -47,18 +48,29 @@ pub struct Evaluation {
 
 /// Evaluates a student as of a day. The row is built only `with_row` (snapshots): the
 /// daily pass needs only the contributions, which need the three flags but not the
-/// programs, counselor or health visits.
+/// programs, counselor or health visits. `attendance_cache` carries the student's
+/// attendance counts from one evaluation to the next (see `indicators::attendance`).
 pub fn evaluate(
     student: Sym,
     state: &StudentState,
     as_of: &AsOf,
     params: &StudentParams,
     with_row: bool,
+    attendance_cache: &mut Option<AttendanceAsOf>,
+    records_changed: bool,
 ) -> Evaluation {
     if !state.enrollments.iter().any(|e| e.entry <= as_of.day) {
+        *attendance_cache = None; // counts of records since changed must not be carried on
         return Evaluation::default();
     }
-    let attendance = attendance::attendance(state, as_of);
+    // Counts kept from the last evaluation move forward with the day unless the records
+    // changed (or the day went back, as a final `--as-of` may).
+    let reusable = matches!(attendance_cache, Some(cached) if !records_changed && cached.day <= as_of.day);
+    match attendance_cache {
+        Some(cached) if reusable => attendance::advance(state, cached, as_of),
+        _ => *attendance_cache = Some(AttendanceAsOf::compute(state, as_of)),
+    }
+    let attendance = &attendance_cache.as_ref().expect("just set").counts;
     let discipline = discipline::discipline(state, as_of);
     let failing = grades::failing_courses(state, as_of);
     let attendance_flag = rules::attendance_flag(&params.flags, attendance.days_enrolled, attendance.days_absent);

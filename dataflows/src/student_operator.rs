@@ -12,6 +12,7 @@
 //! rollups downstream see a handful of updates per student per year.
 
 use crate::evaluate::{evaluate, Category, Contributions, StudentParams};
+use crate::indicators::attendance::AttendanceAsOf;
 use crate::indicators::AsOf;
 use crate::student_state::StudentState;
 use config::Calendar;
@@ -52,6 +53,8 @@ pub type RowSink = Arc<Mutex<Vec<(u64, Sym, Option<StudentRow>)>>>;
 struct Slot {
     state: StudentState,
     contributions: Contributions,
+    /// Attendance counts as of the last evaluation, moved forward day by day.
+    attendance: Option<AttendanceAsOf>,
     /// Hash of the row at the last snapshot (0: no row).
     row_hash: u64,
     dirty: bool,
@@ -140,9 +143,17 @@ pub fn student_indicators<'s>(
                     };
                     let with_row = tick.snapshot != Snapshot::None;
                     let mut evaluate_slot = |index: usize, slot: &mut Slot| {
-                        slot.dirty = false;
+                        let records_changed = std::mem::replace(&mut slot.dirty, false);
                         let student = Sym(index as u32 * peers + worker);
-                        let evaluation = evaluate(student, &slot.state, &as_of, &params, with_row);
+                        let evaluation = evaluate(
+                            student,
+                            &slot.state,
+                            &as_of,
+                            &params,
+                            with_row,
+                            &mut slot.attendance,
+                            records_changed,
+                        );
                         if slot.contributions != evaluation.contributions {
                             contribution_changes(&slot.contributions, &evaluation.contributions, |pair, diff| {
                                 session.give((pair, epoch, diff))

@@ -173,6 +173,11 @@ impl StudentState {
             && self.caseloads.is_empty()
     }
 
+    /// Whether some absence record covers `day` (enrolled or not).
+    pub fn is_absent_on(&self, day: Day) -> bool {
+        self.absences.binary_search_by_key(&day, |&(d, _)| d).is_ok()
+    }
+
     /// The segment covering `day`, if the student is enrolled on it.
     pub fn segment_on(&self, day: Day) -> Option<&Segment> {
         let index = self.segments.partition_point(|segment| segment.from <= day);

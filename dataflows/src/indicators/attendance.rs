@@ -1,9 +1,12 @@
 //! `days_enrolled`, `days_absent`, their last-30-days forms, and the per-school
 //! student-school years behind the school indicators.
 //!
-//! Design: days enrolled are counted per stretch of the school timeline with the
-//! calendar's O(1) instructional-day counts, never day by day; absences are walked once
-//! (a student has tens), each assigned to the school of its day. Days that are not
+//! Design: evaluated from scratch ([`attendance`]) only when a student's records change:
+//! days enrolled are counted per stretch of the school timeline with the calendar's O(1)
+//! instructional-day counts, and absences are walked once, each assigned to the school of
+//! its day. When only the day moves, [`advance`] brings the counts forward: it adds the
+//! instructional days that enter (one a day) and removes those that leave the 30-day
+//! window, so a day's advance costs the same on day 10 and day 180. Days that are not
 //! instructional, or on which the student is not enrolled, count nowhere.
 
 use super::AsOf;
@@ -39,6 +42,59 @@ fn school_year(years: &mut SmallVec<[SchoolYear; 2]>, school: Sym) -> &mut Schoo
     }
 }
 
+/// Attendance counts as of a day, kept per student between evaluations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttendanceAsOf {
+    pub day: Day,
+    pub window_start: Option<Day>,
+    pub counts: Attendance,
+}
+
+impl AttendanceAsOf {
+    pub fn compute(state: &StudentState, as_of: &AsOf) -> AttendanceAsOf {
+        AttendanceAsOf { day: as_of.day, window_start: as_of.window_start, counts: attendance(state, as_of) }
+    }
+}
+
+/// Moves `cached` forward to `as_of.day` (not before it) for records that have not
+/// changed since it was computed.
+pub fn advance(state: &StudentState, cached: &mut AttendanceAsOf, as_of: &AsOf) {
+    debug_assert!(cached.day <= as_of.day);
+    let calendar = as_of.calendar;
+    let counts = &mut cached.counts;
+    // Stretches that begin in between open their student-school years.
+    for segment in state.segments.iter().filter(|s| cached.day < s.from && s.from <= as_of.day) {
+        school_year(&mut counts.school_years, segment.school);
+    }
+    for &day in calendar.instructional_in(cached.day, as_of.day) {
+        let Some(segment) = state.segment_on(day) else { continue };
+        let absent = state.is_absent_on(day);
+        counts.days_enrolled += 1;
+        counts.days_absent += u32::from(absent);
+        let year = school_year(&mut counts.school_years, segment.school);
+        year.days_enrolled += 1;
+        year.days_absent += u32::from(absent);
+        if as_of.window_start.is_some_and(|start| start <= day) {
+            counts.days_enrolled_30 += 1;
+            counts.days_absent_30 += u32::from(absent);
+        }
+    }
+    // Days that were in the old window and are not in the new one.
+    if let (Some(old), Some(new)) = (cached.window_start, as_of.window_start) {
+        for &day in calendar.instructional_in(Day(old.0 - 1), Day(new.0 - 1)) {
+            if day > cached.day {
+                break;
+            }
+            if state.segment_on(day).is_some() {
+                counts.days_enrolled_30 -= 1;
+                counts.days_absent_30 -= u32::from(state.is_absent_on(day));
+            }
+        }
+    }
+    cached.day = as_of.day;
+    cached.window_start = as_of.window_start;
+}
+
 pub fn attendance(state: &StudentState, as_of: &AsOf) -> Attendance {
     let mut out = Attendance::default();
     let calendar = as_of.calendar;
@@ -65,4 +121,56 @@ pub fn attendance(state: &StudentState, as_of: &AsOf) -> Attendance {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use config::Calendar;
+    use model::{Interner, StudentFact};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn sorted(mut counts: Attendance) -> Attendance {
+        counts.school_years.sort_by_key(|year| year.school);
+        counts
+    }
+
+    /// Moving counts forward day by day (and by jumps) equals computing them afresh.
+    #[test]
+    fn advancing_equals_recomputing_on_random_students() {
+        let first = Day::parse("2026-08-31").unwrap();
+        let holidays = [Day(first.0 + 7), Day(first.0 + 30)].into();
+        let calendar = Calendar::new(first, Day(first.0 + 120), holidays);
+        let terms = Interner::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..300 {
+            let mut state = StudentState::default();
+            let mut scratch = Interner::default();
+            for e in 0..rng.random_range(1..4) {
+                let entry = Day(first.0 - 5 + rng.random_range(0..100));
+                let exit = rng.random_bool(0.4).then(|| Day(entry.0 + rng.random_range(0..60)));
+                let school = Sym(rng.random_range(0..3));
+                let fact = StudentFact::Enrollment { school, entry, exit, tie: format!("e{e}").into() };
+                state.apply(fact, 1, &mut scratch);
+            }
+            for _ in 0..rng.random_range(0..30) {
+                let day = Day(first.0 - 3 + rng.random_range(0..125));
+                state.apply(StudentFact::Absence { day }, 1, &mut scratch);
+            }
+            let window = rng.random_range(1..35);
+            let mut day = Day(first.0 - 4);
+            let mut cached = AttendanceAsOf::compute(&state, &AsOf::new(day, &calendar, window, &terms));
+            while day.0 < first.0 + 130 {
+                day = Day(day.0 + if rng.random_bool(0.8) { 1 } else { rng.random_range(2..40) });
+                let as_of = AsOf::new(day, &calendar, window, &terms);
+                advance(&state, &mut cached, &as_of);
+                assert_eq!(
+                    sorted(cached.counts.clone()),
+                    sorted(attendance(&state, &as_of)),
+                    "as of {day}, window {window}"
+                );
+            }
+        }
+    }
 }
