@@ -232,11 +232,25 @@ fn evaluation(c: &mut Criterion) {
     let mut group = c.benchmark_group("evaluate");
     for day in [10usize, 180] {
         let as_of = AsOf::new(calendar[day - 1], &config.calendar, window, &terms);
-        let row = evaluate(Sym(7), &state, &as_of, &params.student, true, &mut None, true).row.expect("enrolled");
+        let row = evaluate(Sym(7), &state, &as_of, &params.student, true, &mut Default::default(), true)
+            .row
+            .expect("enrolled");
         if day == 180 {
             assert_eq!((row.days_enrolled, row.days_absent, row.failing_marks > 0), (180, 15, true));
         }
-        // With the row (a snapshot) and without (the daily pass: contributions only).
+        // The daily pass for a student whose records did not change: the counts kept from
+        // the day before move forward one day (what every untouched student costs a day).
+        let previous = AsOf::new(calendar[day - 2], &config.calendar, window, &terms);
+        let mut warmed = dataflows::evaluate::EvaluationCache::default();
+        evaluate(Sym(7), &state, &previous, &params.student, false, &mut warmed, true);
+        group.bench_function(format!("next_day_unchanged_records_day_{day}"), |b| {
+            b.iter_batched(
+                || warmed.clone(),
+                |mut cache| evaluate(black_box(Sym(7)), &state, &as_of, &params.student, false, &mut cache, false),
+                criterion::BatchSize::SmallInput,
+            )
+        });
+        // From scratch, with the row (a snapshot) and without (contributions only).
         for (name, with_row) in [("student_row", true), ("contributions_only", false)] {
             group.bench_function(format!("{name}_day_{day}"), |b| {
                 b.iter(|| {
@@ -246,7 +260,7 @@ fn evaluation(c: &mut Criterion) {
                         black_box(&as_of),
                         &params.student,
                         with_row,
-                        &mut None,
+                        &mut Default::default(),
                         true,
                     )
                 })

@@ -1,7 +1,8 @@
 //! One student's whole row as of D, and what the student contributes to school counts.
 
 use crate::indicators::attendance::AttendanceAsOf;
-use crate::indicators::{attendance, caseload, discipline, grades, health, programs, AsOf};
+use crate::indicators::grades::FailingAsOf;
+use crate::indicators::{attendance, caseload, discipline, health, programs, AsOf};
 use crate::student_state::StudentState;
 use config::{AttendanceParams, FlagParams};
 use model::{StudentRow, Sym};
@@ -38,6 +39,14 @@ pub struct StudentParams {
 /// student is evaluated every day and most have three to six.
 pub type Contributions = SmallVec<[(Sym, Category); 8]>;
 
+/// What one evaluation leaves for the next, per student: attendance counts to move
+/// forward, failing courses until the next grade date.
+#[derive(Clone, Debug, Default)]
+pub struct EvaluationCache {
+    pub attendance: Option<AttendanceAsOf>,
+    pub failing: Option<FailingAsOf>,
+}
+
 /// A student's evaluation: the row (none before any enrollment dated <= D, and none when
 /// not asked for) and the (school, category) pairs the student contributes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,31 +57,34 @@ pub struct Evaluation {
 
 /// Evaluates a student as of a day. The row is built only `with_row` (snapshots): the
 /// daily pass needs only the contributions, which need the three flags but not the
-/// programs, counselor or health visits. `attendance_cache` carries the student's
-/// attendance counts from one evaluation to the next (see `indicators::attendance`).
+/// programs, counselor or health visits. `cache` carries what can be carried from one
+/// evaluation to the next when `records_changed` is false.
 pub fn evaluate(
     student: Sym,
     state: &StudentState,
     as_of: &AsOf,
     params: &StudentParams,
     with_row: bool,
-    attendance_cache: &mut Option<AttendanceAsOf>,
+    cache: &mut EvaluationCache,
     records_changed: bool,
 ) -> Evaluation {
     if !state.enrollments.iter().any(|e| e.entry <= as_of.day) {
-        *attendance_cache = None; // counts of records since changed must not be carried on
+        *cache = EvaluationCache::default(); // results of records since changed must not be carried on
         return Evaluation::default();
     }
     // Counts kept from the last evaluation move forward with the day unless the records
     // changed (or the day went back, as a final `--as-of` may).
-    let reusable = matches!(attendance_cache, Some(cached) if !records_changed && cached.day <= as_of.day);
-    match attendance_cache {
+    let reusable = matches!(&cache.attendance, Some(cached) if !records_changed && cached.day <= as_of.day);
+    match &mut cache.attendance {
         Some(cached) if reusable => attendance::advance(state, cached, as_of),
-        _ => *attendance_cache = Some(AttendanceAsOf::compute(state, as_of)),
+        slot => *slot = Some(AttendanceAsOf::compute(state, as_of)),
     }
-    let attendance = &attendance_cache.as_ref().expect("just set").counts;
+    let attendance = &cache.attendance.as_ref().expect("just set").counts;
+    let failing = match cache.failing {
+        Some(cached) if !records_changed && cached.holds_on(as_of.day) => cached.failing,
+        _ => cache.failing.insert(FailingAsOf::compute(state, as_of)).failing,
+    };
     let discipline = discipline::discipline(state, as_of);
-    let failing = grades::failing_courses(state, as_of);
     let attendance_flag = rules::attendance_flag(&params.flags, attendance.days_enrolled, attendance.days_absent);
     let behavior_flag = rules::behavior_flag(&params.flags, discipline.suspensions, discipline.incidents_30);
     let course_flag = rules::course_flag(&params.flags, failing.failing_core, failing.failing_marks);

@@ -11,8 +11,7 @@
 //! Only changes of (school, category) pairs leave the operator, so the differential
 //! rollups downstream see a handful of updates per student per year.
 
-use crate::evaluate::{evaluate, Category, Contributions, StudentParams};
-use crate::indicators::attendance::AttendanceAsOf;
+use crate::evaluate::{evaluate, Category, Contributions, EvaluationCache, StudentParams};
 use crate::indicators::AsOf;
 use crate::student_state::StudentState;
 use config::Calendar;
@@ -53,8 +52,8 @@ pub type RowSink = Arc<Mutex<Vec<(u64, Sym, Option<StudentRow>)>>>;
 struct Slot {
     state: StudentState,
     contributions: Contributions,
-    /// Attendance counts as of the last evaluation, moved forward day by day.
-    attendance: Option<AttendanceAsOf>,
+    /// What the last evaluation leaves for the next (attendance counts, failing courses).
+    cache: EvaluationCache,
     /// Hash of the row at the last snapshot (0: no row).
     row_hash: u64,
     dirty: bool,
@@ -145,15 +144,8 @@ pub fn student_indicators<'s>(
                     let mut evaluate_slot = |index: usize, slot: &mut Slot| {
                         let records_changed = std::mem::replace(&mut slot.dirty, false);
                         let student = Sym(index as u32 * peers + worker);
-                        let evaluation = evaluate(
-                            student,
-                            &slot.state,
-                            &as_of,
-                            &params,
-                            with_row,
-                            &mut slot.attendance,
-                            records_changed,
-                        );
+                        let evaluation =
+                            evaluate(student, &slot.state, &as_of, &params, with_row, &mut slot.cache, records_changed);
                         if slot.contributions != evaluation.contributions {
                             contribution_changes(&slot.contributions, &evaluation.contributions, |pair, diff| {
                                 session.give((pair, epoch, diff))

@@ -2,17 +2,40 @@
 //!
 //! Design: among grade records dated <= D, the current term is the greatest `term`; in
 //! it, each course's latest mark (greatest date, ties greatest id) counts. A student has
-//! tens of grade records: two passes over them, with nothing allocated.
+//! tens of grade records: two passes over them, with nothing allocated. The result only
+//! changes when the day reaches the next grade's date, so [`FailingAsOf`] keeps it until
+//! then (or until the student's records change).
 
 use super::AsOf;
 use crate::student_state::{Grade, StudentState};
-use model::{Mark, Subject};
+use model::{Day, Mark, Subject};
 use smallvec::SmallVec;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FailingCourses {
     pub failing_marks: u32,
     pub failing_core: u32,
+}
+
+/// Failing courses as of a day, valid until the next grade date after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailingAsOf {
+    pub day: Day,
+    /// The earliest grade date after `day`: from then on the result may differ.
+    pub next_change: Option<Day>,
+    pub failing: FailingCourses,
+}
+
+impl FailingAsOf {
+    pub fn compute(state: &StudentState, as_of: &AsOf) -> FailingAsOf {
+        let next_change = state.grades.iter().map(|grade| grade.date).filter(|&date| date > as_of.day).min();
+        FailingAsOf { day: as_of.day, next_change, failing: failing_courses(state, as_of) }
+    }
+
+    /// Whether the result holds on `day` for unchanged records.
+    pub fn holds_on(&self, day: Day) -> bool {
+        self.day <= day && self.next_change.is_none_or(|next| day < next)
+    }
 }
 
 pub fn failing_courses(state: &StudentState, as_of: &AsOf) -> FailingCourses {
