@@ -58,7 +58,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     let top = args.top_schools;
     let result = dataflows::run(args.workers, params, move |engine| -> Result<()> {
         let mut screen = LiveSummary { days_total: days, day_number: 0, rejected: 0, top, interactive: std::io::stdout().is_terminal() };
-        let driver_options = DriverOptions { daily: false, as_of: None, decode_threads: 1 };
+        let driver_options = DriverOptions::following_input(false, None, 1);
         let blocks = ingest::read_ndjson(reader, driver_options.decode_threads);
         let driven = drive(engine, blocks, &driver_options, &mut screen)?;
         println!(

@@ -36,6 +36,16 @@ pub struct DriverOptions {
     /// The day of the final figures; default the clock's last day.
     pub as_of: Option<Day>,
     pub decode_threads: usize,
+    /// The clock moves with the dates on the records (replay, demo, a Kafka backfill);
+    /// otherwise its owner moves it with [`Feeder::move_clock`] (the wall-clock calendar).
+    pub clock_follows_input: bool,
+}
+
+impl DriverOptions {
+    /// Replay's options: the clock follows the input.
+    pub fn following_input(daily: bool, as_of: Option<Day>, decode_threads: usize) -> DriverOptions {
+        DriverOptions { daily, as_of, decode_threads, clock_follows_input: true }
+    }
 }
 
 /// The outcome of a run: the names to resolve ids with, the final day, the totals.
@@ -95,12 +105,9 @@ impl Feeder {
                 return observer.rejected(rejected);
             }
         };
-        if let Some(day) = event.body.as_ref().and_then(|body| body.clock_day()) {
-            if let Some(closed) = self.clock.filter(|&clock| day > clock) {
-                close_day(engine, &self.upsert.names, closed, day, options, &mut self.day_stats, observer)?;
-            }
-            if self.clock.is_none_or(|clock| day > clock) {
-                self.clock = Some(day);
+        if options.clock_follows_input {
+            if let Some(day) = event.body.as_ref().and_then(|body| body.clock_day()) {
+                self.move_clock(engine, day, options, observer)?;
             }
         }
         let before = self.upsert.stats;
@@ -118,6 +125,32 @@ impl Feeder {
             engine.step();
         }
         Ok(())
+    }
+
+    /// Moves the district clock forward to `day` (never back), closing the clock's day first.
+    pub fn move_clock(
+        &mut self,
+        engine: &mut Engine,
+        day: Day,
+        options: &DriverOptions,
+        observer: &mut dyn Observer,
+    ) -> Result<()> {
+        if let Some(closed) = self.clock.filter(|&clock| day > clock) {
+            close_day(engine, &self.upsert.names, closed, day, options, &mut self.day_stats, observer)?;
+        }
+        if self.clock.is_none_or(|clock| day > clock) {
+            self.clock = Some(day);
+        }
+        Ok(())
+    }
+
+    /// Makes everything fed so far visible in every output, without moving the clock
+    /// (the live engine does this every few hundred milliseconds).
+    pub fn publish(&mut self, engine: &mut Engine) {
+        if let Some(clock) = self.clock {
+            self.since_step = 0;
+            engine.close_epoch(clock, Snapshot::None);
+        }
     }
 
     /// Ends the input: closes the last day (daily mode) and the final epoch as of

@@ -1,11 +1,14 @@
-//! The `wholechild` application: the commands (`replay`, `generate`, `demo`) over the
+//! The `wholechild` application: the commands (`replay`, `generate`, `demo`, `run`, `produce`) over the
 //! library crates, and the driver they share. `main.rs` only parses arguments.
 
 pub mod demo;
 pub mod driver;
 pub mod generate;
+pub mod metrics;
 pub mod output;
+pub mod produce;
 pub mod replay;
+pub mod run;
 
 /// Loads a configuration file, or the embedded example when none is given.
 pub fn load_config(path: Option<&std::path::PathBuf>) -> anyhow::Result<config::Config> {

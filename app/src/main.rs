@@ -4,7 +4,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use model::Day;
 use std::path::PathBuf;
-use wholechild::{demo, generate, load_config, replay};
+use std::time::Duration;
+use wholechild::{demo, generate, load_config, produce, replay, run};
 
 #[derive(Parser)]
 #[command(name = "wholechild", version, about = "Streaming whole-child indicators for a school district")]
@@ -62,6 +63,43 @@ enum Command {
     },
     /// The live demo: a generated district streamed day by day through the engine.
     Demo(demo::DemoArgs),
+    /// The live engine on the configured Kafka topics (see [kafka] in docs/configuration.md).
+    Run {
+        /// Configuration file with a [kafka] section.
+        #[arg(long)]
+        config: PathBuf,
+        /// Stop once every partition is read up to the end offsets found at start, and
+        /// write replay's files to --out (a backfill).
+        #[arg(long, requires = "out")]
+        exit_when_caught_up: bool,
+        /// Write students, schools and rollups here when the run ends.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A fixed district clock (default: the records' dates in a backfill, today when live).
+        #[arg(long, value_parser = parse_day)]
+        as_of: Option<Day>,
+        /// Timely worker threads (results are identical for every count).
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Milliseconds between making fed records visible (and committing offsets).
+        #[arg(long, default_value_t = 200)]
+        publish_ms: u64,
+    },
+    /// Publish NDJSON records to a configured topic, keyed `type:id`.
+    Produce {
+        /// Configuration file with a [kafka] section.
+        #[arg(long)]
+        config: PathBuf,
+        /// NDJSON records; `-` reads standard input (e.g. from `wholechild generate`).
+        #[arg(long)]
+        events: PathBuf,
+        /// Topic (default: the first of kafka.topics).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Publish withdrawals (`deleted: true`) as Kafka tombstones (key, empty value).
+        #[arg(long)]
+        tombstones: bool,
+    },
 }
 
 fn parse_day(text: &str) -> Result<Day, String> {
@@ -127,6 +165,38 @@ fn main() -> Result<()> {
             );
         }
         Command::Demo(args) => demo::demo(args)?,
+        Command::Run { config, exit_when_caught_up, out, as_of, workers, publish_ms } => {
+            let config = load_config(Some(&config))?;
+            let summary = run::run(run::RunOptions {
+                config,
+                exit_when_caught_up,
+                out: out.clone(),
+                as_of,
+                workers,
+                publish_every: Duration::from_millis(publish_ms),
+            })?;
+            eprintln!(
+                "consumed {} records ({} corrections, {} withdrawals), rejected {}; figures as of {}{}",
+                summary.records,
+                summary.corrections,
+                summary.withdrawals,
+                summary.rejected,
+                summary.as_of,
+                match (&out, summary.written) {
+                    (Some(out), Some((students, schools))) =>
+                        format!("; wrote {students} students and {schools} schools to {}", out.display()),
+                    _ => String::new(),
+                }
+            );
+        }
+        Command::Produce { config, events, topic, tombstones } => {
+            let config = load_config(Some(&config))?;
+            let summary = produce::produce(produce::ProduceOptions { config, events, topic, tombstones })?;
+            eprintln!(
+                "published {} messages ({} tombstones, {} without a key: not decodable)",
+                summary.messages, summary.tombstones, summary.unkeyed
+            );
+        }
     }
     Ok(())
 }

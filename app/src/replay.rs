@@ -44,7 +44,7 @@ pub fn replay(options: ReplayOptions) -> Result<ReplaySummary> {
     };
     let params = EngineParams::from_config(&options.config);
     let driver_options =
-        DriverOptions { daily: options.daily, as_of: options.as_of, decode_threads: options.decode_threads };
+        DriverOptions::following_input(options.daily, options.as_of, options.decode_threads);
     let out = options.out.clone();
     dataflows::run(options.workers, params, move |engine| -> Result<ReplaySummary> {
         let mut observer = ReplayFiles::create(&out, driver_options.daily)?;
@@ -64,7 +64,7 @@ pub fn replay(options: ReplayOptions) -> Result<ReplaySummary> {
 }
 
 /// Writes students, schools and rollups as of the final epoch; returns their counts.
-fn write_final(engine: &mut Engine, names: &Names, out: &Path) -> Result<(usize, usize)> {
+pub(crate) fn write_final(engine: &mut Engine, names: &Names, out: &Path) -> Result<(usize, usize)> {
     // Rows are sorted by id and rendered one at a time: at district scale, holding every
     // rendered line would cost a third of a gigabyte.
     let mut students = engine.take_rows();

@@ -347,7 +347,7 @@ fn run_day(args: &Args, k: u32) -> Outcome {
         let start = Instant::now();
         let (reader, writer) = std::io::pipe().expect("pipe");
         let generator = std::thread::spawn(move || generate(&options, &dates, writer, |_, _| {}));
-        let driver_options = DriverOptions { daily: false, as_of: None, decode_threads };
+        let driver_options = DriverOptions::following_input(false, None, decode_threads);
         let mut feeder = Feeder::new();
         let mut tracker = Tracker {
             window,

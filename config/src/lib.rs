@@ -14,10 +14,12 @@
 
 mod calendar;
 mod params;
+mod streams;
 mod walker;
 
 pub use calendar::Calendar;
 pub use params::*;
+pub use streams::*;
 
 use std::fmt;
 use std::path::Path;
@@ -65,6 +67,11 @@ pub struct Config {
     pub flags: FlagParams,
     pub sections: SectionParams,
     pub sla: SlaParams,
+    /// `[kafka]`: required by `wholechild run` and `produce`, unused by `replay`.
+    pub kafka: Option<KafkaConfig>,
+    pub metrics: MetricsConfig,
+    /// `[sources.TOPIC]`: topics whose records are mapped onto a canonical type.
+    pub sources: Vec<SourceMapping>,
 }
 
 /// The configuration `wholechild demo` runs on: `config/example.toml`, embedded.

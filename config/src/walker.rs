@@ -2,9 +2,10 @@
 
 use crate::calendar::Calendar;
 use crate::params::*;
+use crate::streams::*;
 use crate::{Config, ConfigError, Problem};
 use model::{Day, SchoolLevel, Subject, TicketPriority};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
 /// Collects problems while reading values, each located by line.
@@ -170,6 +171,56 @@ impl<'a> Walker<'a> {
     }
 }
 
+impl Walker<'_> {
+    /// A non-empty string; `None` (with a problem) when present but not one.
+    fn string(&mut self, table: &dyn TableLike, path: &str, key: &str) -> Option<String> {
+        let item = table.get(key)?;
+        match item.as_str() {
+            Some(text) if !text.trim().is_empty() => Some(text.to_string()),
+            _ => {
+                self.problem(item.span(), &join(path, key), "expected a non-empty string");
+                None
+            }
+        }
+    }
+
+    fn required_string(&mut self, table: &dyn TableLike, table_span: Span, path: &str, key: &str) -> Option<String> {
+        if table.get(key).is_none() {
+            self.problem(table_span, &join(path, key), "missing (required)");
+            return None;
+        }
+        self.string(table, path, key)
+    }
+
+    /// A list of non-empty strings (one string is taken as a list of one when `one_ok`).
+    fn string_list(&mut self, item: &Item, key: &str, one_ok: bool) -> Option<Vec<String>> {
+        if one_ok {
+            if let Some(text) = item.as_str() {
+                return Some(vec![text.to_string()]);
+            }
+        }
+        let expected = if one_ok { "expected a string or a list of strings" } else { "expected a list of strings" };
+        let Some(array) = item.as_array() else {
+            self.problem(item.span(), key, expected);
+            return None;
+        };
+        let mut out = Vec::new();
+        for value in array.iter() {
+            match value.as_str() {
+                Some(text) if !text.trim().is_empty() => out.push(text.to_string()),
+                _ => self.problem(value.span(), key, "expected a non-empty string"),
+            }
+        }
+        if out.is_empty() {
+            self.problem(item.span(), key, "expected at least one entry");
+            return None;
+        }
+        Some(out)
+    }
+}
+
+type Span = Option<std::ops::Range<usize>>;
+
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
@@ -188,14 +239,23 @@ pub(crate) fn parse_config(source: &str) -> Result<Config, ConfigError> {
     })?;
     let root = document.as_table();
     let mut walker = Walker { source, problems: Vec::new() };
-    walker.refuse_unknown(root, "", &["calendar", "attendance", "flags", "sections", "sla"]);
+    walker.refuse_unknown(
+        root,
+        "",
+        &["calendar", "attendance", "flags", "sections", "sla", "kafka", "metrics", "sources"],
+    );
     let calendar = read_calendar(&mut walker, root);
     let attendance = read_attendance(&mut walker, root);
     let flags = read_flags(&mut walker, root);
     let sections = read_sections(&mut walker, root);
     let sla = read_sla(&mut walker, root);
+    let kafka = read_kafka(&mut walker, root);
+    let metrics = read_metrics(&mut walker, root);
+    let sources = read_sources(&mut walker, root, kafka.as_ref());
     match calendar {
-        Some(calendar) if walker.problems.is_empty() => Ok(Config { calendar, attendance, flags, sections, sla }),
+        Some(calendar) if walker.problems.is_empty() => {
+            Ok(Config { calendar, attendance, flags, sections, sla, kafka, metrics, sources })
+        }
         _ => Err(ConfigError { problems: walker.problems }),
     }
 }
@@ -402,6 +462,194 @@ fn read_queue(
     QueueSla { business_day_start_minute: start, business_day_end_minute: end, targets }
 }
 
+fn read_kafka(walker: &mut Walker, root: &dyn TableLike) -> Option<KafkaConfig> {
+    let table = walker.table(root, "", "kafka")?;
+    let path = "kafka";
+    let span = root.get("kafka").and_then(|item| item.span());
+    walker.refuse_unknown(table, path, &["brokers", "group_id", "topics", "dead_letter_topic", "options"]);
+    let brokers = walker.required_string(table, span.clone(), path, "brokers");
+    let group_id = walker.string(table, path, "group_id").unwrap_or_else(|| String::from("wholechild"));
+    let topics = match table.get("topics") {
+        Some(item) => walker.string_list(item, "kafka.topics", false),
+        None => {
+            walker.problem(span, "kafka.topics", "missing (required: a list of topics)");
+            None
+        }
+    };
+    let dead_letter_topic =
+        walker.string(table, path, "dead_letter_topic").unwrap_or_else(|| String::from("wholechild.dead-letter"));
+    let mut options = BTreeMap::new();
+    if let Some(options_table) = walker.table(table, path, "options") {
+        for (key, item) in options_table.iter() {
+            let value = item
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| item.as_integer().map(|i| i.to_string()))
+                .or_else(|| item.as_bool().map(|b| b.to_string()));
+            match value {
+                Some(value) => {
+                    options.insert(key.to_string(), value);
+                }
+                None => walker.problem(
+                    item.span(),
+                    &format!("kafka.options.{key}"),
+                    "expected a string, integer or boolean (a librdkafka option value)",
+                ),
+            }
+        }
+    }
+    if let Some(topics) = &topics {
+        if topics.contains(&dead_letter_topic) {
+            let span = table.get("dead_letter_topic").and_then(|item| item.span());
+            walker.problem(span, "kafka.dead_letter_topic", "must not be one of the consumed topics");
+        }
+    }
+    Some(KafkaConfig { brokers: brokers?, group_id, topics: topics?, dead_letter_topic, options })
+}
+
+fn read_metrics(walker: &mut Walker, root: &dyn TableLike) -> MetricsConfig {
+    let Some(table) = walker.table(root, "", "metrics") else {
+        return MetricsConfig::default();
+    };
+    walker.refuse_unknown(table, "metrics", &["listen"]);
+    let Some(item) = table.get("listen") else {
+        return MetricsConfig::default();
+    };
+    match item.as_str().map(|text| (text, text.parse::<std::net::SocketAddr>())) {
+        Some(("", _)) => MetricsConfig { listen: None },
+        Some((_, Ok(address))) => MetricsConfig { listen: Some(address) },
+        _ => {
+            walker.problem(item.span(), "metrics.listen", "expected \"host:port\" (an IP address and port) or \"\"");
+            MetricsConfig::default()
+        }
+    }
+}
+
+fn read_sources(walker: &mut Walker, root: &dyn TableLike, kafka: Option<&KafkaConfig>) -> Vec<SourceMapping> {
+    let Some(table) = walker.table(root, "", "sources") else {
+        return Vec::new();
+    };
+    let mut mappings = Vec::new();
+    for (topic, item) in table.iter() {
+        let path = format!("sources.{topic}");
+        let Some(source) = item.as_table_like() else {
+            walker.problem(item.span(), &path, "expected a table (one topic's mapping)");
+            continue;
+        };
+        if let Some(kafka) = kafka {
+            if !kafka.topics.iter().any(|consumed| consumed == topic) {
+                let span = table.key(topic).and_then(|key| key.span());
+                walker.problem(span, &path, "this topic is not in kafka.topics, so it would never be read");
+            }
+        }
+        if let Some(mapping) = read_source(walker, source, item.span(), topic, &path) {
+            mappings.push(mapping);
+        }
+    }
+    mappings
+}
+
+fn read_source(
+    walker: &mut Walker,
+    table: &dyn TableLike,
+    span: Span,
+    topic: &str,
+    path: &str,
+) -> Option<SourceMapping> {
+    walker.refuse_unknown(table, path, &["type", "source", "fields"]);
+    let record_type = walker.required_string(table, span.clone(), path, "type").and_then(|name| {
+        let parsed = model::RecordType::parse(&name);
+        if parsed.is_none() {
+            let span = table.get("type").and_then(|item| item.span());
+            walker.problem(span, &join(path, "type"), format!("expected one of: {}", model::RecordType::domain()));
+        }
+        parsed
+    });
+    let source = walker.required_string(table, span.clone(), path, "source");
+    let fields_path = join(path, "fields");
+    let Some(fields_table) = walker.table(table, path, "fields") else {
+        if table.get("fields").is_none() {
+            walker.problem(span, &fields_path, "missing (required: where each canonical field comes from)");
+        }
+        return None;
+    };
+    let record_type = record_type?;
+    let known: Vec<(&'static str, FieldKind)> =
+        ENVELOPE_FIELDS.iter().chain(canonical_fields(record_type)).copied().collect();
+    let mut fields = BTreeMap::new();
+    for (name, item) in fields_table.iter() {
+        let key = join(&fields_path, name);
+        let Some(&(field, kind)) = known.iter().find(|(known, _)| *known == name) else {
+            let names: Vec<&str> = known.iter().map(|(name, _)| *name).collect();
+            let span = fields_table.key(name).and_then(|key| key.span());
+            walker.problem(
+                span,
+                &key,
+                format!("`{name}` is not a field of `{}` (fields: {})", record_type.as_str(), names.join(", ")),
+            );
+            continue;
+        };
+        if let Some(mapping) = read_field(walker, item, &key, kind) {
+            fields.insert(field, mapping);
+        }
+    }
+    if !fields.contains_key("id") {
+        walker.problem(fields_table_span(table), &join(&fields_path, "id"), "missing (required: every record has an id)");
+    }
+    Some(SourceMapping { topic: topic.to_string(), record_type, source: source?, fields })
+}
+
+fn fields_table_span(table: &dyn TableLike) -> Span {
+    table.get("fields").and_then(|item| item.span())
+}
+
+/// A field's mapping: a JSON pointer, or a table with `path`, `values`, `date_format`, `default`.
+fn read_field(walker: &mut Walker, item: &Item, key: &str, kind: FieldKind) -> Option<FieldMapping> {
+    let mut mapping = FieldMapping { paths: Vec::new(), values: None, date_format: None, default: None };
+    if let Some(table) = item.as_table_like() {
+        walker.refuse_unknown(table, key, &["path", "values", "date_format", "default"]);
+        if let Some(path_item) = table.get("path") {
+            mapping.paths = walker.string_list(path_item, &join(key, "path"), true)?;
+        }
+        mapping.default = walker.string(table, key, "default");
+        if mapping.paths.is_empty() && mapping.default.is_none() {
+            walker.problem(item.span(), key, "give a `path`, a `default`, or both");
+            return None;
+        }
+        if let Some(values_table) = walker.table(table, key, "values") {
+            let mut values = BTreeMap::new();
+            for (from, to) in values_table.iter() {
+                match to.as_str() {
+                    Some(to) => {
+                        values.insert(from.to_string(), to.to_string());
+                    }
+                    None => walker.problem(to.span(), &join(&join(key, "values"), from), "expected a string"),
+                }
+            }
+            mapping.values = Some(values);
+        }
+        if let Some(format) = walker.string(table, key, "date_format") {
+            if !matches!(kind, FieldKind::Date | FieldKind::Instant) {
+                let span = table.get("date_format").and_then(|item| item.span());
+                walker.problem(span, &join(key, "date_format"), "only a date or instant field takes a date_format");
+            } else if chrono::format::StrftimeItems::new(&format).any(|item| item == chrono::format::Item::Error) {
+                let span = table.get("date_format").and_then(|item| item.span());
+                walker.problem(span, &join(key, "date_format"), "not a valid strftime format");
+            }
+            mapping.date_format = Some(format);
+        }
+    } else {
+        mapping.paths = walker.string_list(item, key, true)?;
+    }
+    for path in &mapping.paths {
+        if !path.is_empty() && !path.starts_with('/') {
+            walker.problem(item.span(), key, format!("`{path}` is not a JSON pointer (it must start with `/`)"));
+            return None;
+        }
+    }
+    Some(mapping)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,5 +716,74 @@ mod tests {
             keys,
             ["calendar.last_day", "sla.family.business_day_end", "sla.family.any.response_business_hours"]
         );
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    const CALENDAR: &str = "[calendar]\nfirst_day = 2026-08-31\nlast_day = 2026-09-11\n";
+
+    #[test]
+    fn the_district_sources_file_loads_with_two_mappings() {
+        let config = parse_config(include_str!("../district-sources.toml")).unwrap();
+        let topics: Vec<&str> = config.sources.iter().map(|mapping| mapping.topic.as_str()).collect();
+        assert_eq!(topics, ["sis.attendance", "nurse.visits"]);
+        assert_eq!(config.kafka.unwrap().topics.len(), 3);
+    }
+
+    #[test]
+    fn the_example_file_documents_kafka_and_metrics() {
+        let config = Config::example();
+        let kafka = config.kafka.unwrap();
+        assert_eq!(kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(kafka.topics, ["wholechild.canonical"]);
+        assert_eq!(config.metrics, MetricsConfig::default());
+    }
+
+    #[test]
+    fn kafka_problems_are_all_reported() {
+        let text = format!(
+            "{CALENDAR}[kafka]\ngroup_id = \"\"\ntopics = []\ncolour = 1\n[kafka.options]\n\"fetch.min.bytes\" = [1]\n[metrics]\nlisten = \"everywhere\"\n"
+        );
+        let error = parse_config(&text).unwrap_err();
+        let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["kafka.colour", "kafka.brokers", "kafka.group_id", "kafka.topics", "kafka.options.fetch.min.bytes", "metrics.listen"],
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_mapping_with_unknown_fields_bad_pointers_and_formats_is_refused_with_lines() {
+        let text = format!(
+            "{CALENDAR}[kafka]\nbrokers = \"b:9092\"\ntopics = [\"a\"]\n[sources.a]\ntype = \"attendance\"\nsource = \"sis\"\n[sources.a.fields]\nid = \"/ID\"\nstudent = \"/S\"\nschool_id = \"S\"\ndate = {{ path = \"/D\", date_format = \"%Q\" }}\nstatus = {{ path = \"/C\", date_format = \"%d\" }}\n[sources.b]\ntype = \"lunch\"\nsource = \"x\"\nfields = {{ id = \"/i\" }}\n"
+        );
+        let error = parse_config(&text).unwrap_err();
+        let found: Vec<(Option<usize>, &str)> = error.problems.iter().map(|p| (p.line, p.key.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (Some(12), "sources.a.fields.student"),
+                (Some(13), "sources.a.fields.school_id"),
+                (Some(14), "sources.a.fields.date.date_format"),
+                (Some(15), "sources.a.fields.status.date_format"),
+                (Some(16), "sources.b"),
+                (Some(17), "sources.b.type"),
+            ],
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_mapping_needs_an_id() {
+        let text = format!(
+            "{CALENDAR}[sources.a]\ntype = \"attendance\"\nsource = \"sis\"\n[sources.a.fields]\nstudent_id = \"/S\"\n"
+        );
+        let error = parse_config(&text).unwrap_err();
+        assert_eq!(error.problems.len(), 1, "{error}");
+        assert_eq!(error.problems[0].key, "sources.a.fields.id");
     }
 }

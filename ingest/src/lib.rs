@@ -12,9 +12,12 @@
 //! ```
 
 mod decode;
+pub mod kafka;
+mod mapping;
 mod pipeline;
 mod upsert;
 
 pub use decode::{decode_line, Reason};
+pub use mapping::map_record;
 pub use pipeline::{read_ndjson, Decoded, Rejected};
 pub use upsert::{Names, Upsert, UpsertStats};

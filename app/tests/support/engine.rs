@@ -79,7 +79,7 @@ pub fn snapshot(engine: &mut Engine, feeder: &Feeder, as_of: model::Day) -> Rows
 pub fn feed(engine: &mut Engine, feeder: &mut Feeder, record: &Value) {
     let event =
         ingest::decode_line(record.to_string().as_bytes()).unwrap_or_else(|reason| panic!("{reason}: {record}"));
-    let options = DriverOptions { daily: false, as_of: None, decode_threads: 1 };
+    let options = DriverOptions::following_input(false, None, 1);
     feeder.feed(engine, Decoded::Record { line: 0, event }, &options, &mut NoObserver).unwrap();
 }
 

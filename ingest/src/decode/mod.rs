@@ -51,6 +51,13 @@ pub enum Reason {
         begin: &'static str,
         end: &'static str,
     },
+    /// A mapped source record (`[sources.TOPIC]`) that the mapping cannot turn canonical.
+    Unmappable {
+        field: &'static str,
+        problem: &'static str,
+    },
+    /// A Kafka tombstone (empty value) whose key is not `type:id` with a known type.
+    TombstoneKey,
 }
 
 impl fmt::Display for Reason {
@@ -78,6 +85,10 @@ impl fmt::Display for Reason {
                 write!(f, "field `{field}`: out of range ({range})")
             }
             Reason::EndBeforeBegin { begin, end } => write!(f, "field `{end}` is before `{begin}`"),
+            Reason::Unmappable { field, problem } => write!(f, "source mapping, field `{field}`: {problem}"),
+            Reason::TombstoneKey => {
+                write!(f, "a tombstone (empty value) needs a key `type:id` whose type is one of: {}", RecordType::domain())
+            }
         }
     }
 }

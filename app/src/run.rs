@@ -1,0 +1,189 @@
+//! `wholechild run`: the live engine on the district's Kafka topics.
+//!
+//! Records are consumed in a group (`ingest::kafka`), fed through the same driver as
+//! `replay`, and made visible in every output every `publish_every`; offsets are
+//! committed only after that. With `--exit-when-caught-up` it stops at the end offsets
+//! found at start and writes replay's files (a backfill); otherwise it runs until
+//! SIGTERM or SIGINT on the wall-clock calendar (today in the district's time zone).
+
+use crate::driver::{DayStats, DriverOptions, Feeder, Observer};
+use crate::replay::write_final;
+use anyhow::{anyhow, Result};
+use config::Config;
+use dataflows::{Engine, EngineParams};
+use ingest::kafka::{KafkaSource, SourceMetrics};
+use ingest::{Names, Rejected};
+use model::Day;
+use rdkafka::consumer::CommitMode;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct RunOptions {
+    pub config: Config,
+    /// Stop at the end offsets found at start, and write the files of `replay` to `out`.
+    pub exit_when_caught_up: bool,
+    /// Where to write students, schools and rollups when the run ends.
+    pub out: Option<PathBuf>,
+    /// A fixed district clock (default: the input's dates in a backfill, today when live).
+    pub as_of: Option<Day>,
+    pub workers: usize,
+    /// How often fed records are made visible in every output (and offsets committed).
+    pub publish_every: Duration,
+}
+
+/// What a run did, for the closing message.
+#[derive(Debug)]
+pub struct RunSummary {
+    pub records: u64,
+    pub rejected: u64,
+    pub corrections: u64,
+    pub withdrawals: u64,
+    pub as_of: Day,
+    /// Students and schools written, when `out` was given.
+    pub written: Option<(usize, usize)>,
+}
+
+/// Today's date in the district's time zone.
+pub fn district_today() -> Day {
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::America::Los_Angeles);
+    Day::from_date(now.date_naive())
+}
+
+pub fn run(options: RunOptions) -> Result<RunSummary> {
+    let kafka = options.config.kafka.clone().ok_or_else(|| {
+        anyhow!("the configuration has no [kafka] section (brokers, group_id, topics): see docs/configuration.md")
+    })?;
+    let registry = prometheus::Registry::new();
+    let metrics = SourceMetrics::register(&registry)?;
+    if let Some(listen) = options.config.metrics.listen {
+        let bound = crate::metrics::serve(registry, listen)?;
+        eprintln!("metrics: http://{bound}/metrics");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    let params = EngineParams::from_config(&options.config);
+    let sources = options.config.sources.clone();
+    dataflows::run(options.workers, params, move |engine| -> Result<RunSummary> {
+        let mut source = KafkaSource::connect(&kafka, &sources, metrics)?;
+        let ends = match options.exit_when_caught_up {
+            true => Some(source.end_offsets(&kafka.topics, Duration::from_secs(30))?),
+            false => None,
+        };
+        if let Some(ends) = &ends {
+            eprintln!("backfill: reading {} records in {} partition(s)", ends.values().sum::<i64>(), ends.len());
+        }
+        let driver_options = DriverOptions {
+            daily: false,
+            as_of: options.as_of,
+            decode_threads: 1,
+            clock_follows_input: options.exit_when_caught_up,
+        };
+        let mut feeder = Feeder::new();
+        let mut log = RunLog { live: !options.exit_when_caught_up };
+        let mut applied = Applied::default();
+        let mut last_publish = Instant::now();
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                eprintln!("stopping: signal received");
+                break;
+            }
+            if !driver_options.clock_follows_input {
+                let today = options.as_of.unwrap_or_else(district_today);
+                feeder.move_clock(engine, today, &driver_options, &mut log)?;
+            }
+            let read = source.poll(Duration::from_millis(100), 50_000, |decoded, origin| {
+                if let Some(timestamp) = origin.timestamp_ms {
+                    applied.push(origin.topic, timestamp);
+                }
+                feeder.feed(engine, decoded, &driver_options, &mut log)
+            })?;
+            if last_publish.elapsed() >= options.publish_every || (read == 0 && !applied.is_empty()) {
+                publish(&mut feeder, engine, &mut source, &mut applied, CommitMode::Async)?;
+                last_publish = Instant::now();
+            }
+            if ends.as_ref().is_some_and(|ends| source.reached(ends)) {
+                eprintln!("backfill: caught up with the end offsets found at start");
+                break;
+            }
+        }
+        publish(&mut feeder, engine, &mut source, &mut applied, CommitMode::Sync)?;
+        let driven = feeder.finish(engine, &driver_options, &mut log)?;
+        let written = match &options.out {
+            Some(out) => {
+                std::fs::create_dir_all(out)?;
+                Some(write_final(engine, &driven.names, out)?)
+            }
+            None => None,
+        };
+        source.close();
+        Ok(RunSummary {
+            records: driven.stats.records,
+            rejected: driven.rejected,
+            corrections: driven.stats.corrections,
+            withdrawals: driven.stats.withdrawals,
+            as_of: driven.as_of,
+            written,
+        })
+    })
+    .map_err(anyhow::Error::msg)?
+}
+
+/// Makes everything fed so far visible, then commits the offsets of what it covers and
+/// records each record's latency to its effect.
+fn publish(
+    feeder: &mut Feeder,
+    engine: &mut Engine,
+    source: &mut KafkaSource,
+    applied: &mut Applied,
+    mode: CommitMode,
+) -> Result<()> {
+    feeder.publish(engine);
+    source.commit_applied(mode)?;
+    for (topic, timestamps) in &mut applied.by_topic {
+        source.observe_effects(topic, timestamps);
+    }
+    Ok(())
+}
+
+/// Kafka timestamps of the records applied since the last publish, per topic.
+#[derive(Default)]
+struct Applied {
+    by_topic: Vec<(String, Vec<i64>)>,
+}
+
+impl Applied {
+    fn push(&mut self, topic: &str, timestamp_ms: i64) {
+        match self.by_topic.iter_mut().find(|(known, _)| known == topic) {
+            Some((_, timestamps)) => timestamps.push(timestamp_ms),
+            None => self.by_topic.push((topic.to_string(), vec![timestamp_ms])),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_topic.iter().all(|(_, timestamps)| timestamps.is_empty())
+    }
+}
+
+/// The live engine's log: one line per closed day.
+struct RunLog {
+    live: bool,
+}
+
+impl Observer for RunLog {
+    fn rejected(&mut self, _rejected: Rejected) -> Result<()> {
+        Ok(())
+    }
+
+    fn day_closed(&mut self, _engine: &mut Engine, _names: &Names, day: Day, stats: &DayStats) -> Result<()> {
+        if self.live {
+            eprintln!(
+                "day {day} closed: {} records, {} corrections, {} withdrawals, {} rejected",
+                stats.records, stats.corrections, stats.withdrawals, stats.rejected
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,654 @@
+//! Kafka: the district systems' topics in, records that cannot be used out to the
+//! dead-letter topic, and canonical records published by `wholechild produce`.
+//!
+//! Design (see ARCHITECTURE.md, "Kafka"):
+//! - A `BaseConsumer` in a consumer group, polled without blocking the timely worker for
+//!   long (`BaseConsumer` is several times faster than `StreamConsumer` on small
+//!   messages; `shared/design/performance-notes.md`).
+//! - State is rebuilt from the topics: a partition this process has not read before is
+//!   read from its beginning; one it read before (and lost in a rebalance) resumes where
+//!   this process stopped, since its records are still in force here. Re-reading a record
+//!   is harmless: the upsert stage replaces a version by itself. So offsets are never the
+//!   position to resume from; the group's committed offsets say how far the group's
+//!   effects reach: lag for operators, and where dead-lettering starts again after a
+//!   restart.
+//! - Offsets are committed only after the records before them are applied to the
+//!   dataflows and every dead letter among them is acknowledged by the broker.
+//! - Key `type:id`; an empty value is a tombstone: the record of its key is withdrawn.
+//! - Record contents never go to the log: reasons name fields and domains, never values.
+
+use crate::decode::{decode_line, Reason};
+use crate::mapping::map_record;
+use crate::pipeline::{Decoded, Rejected};
+use config::{KafkaConfig, SourceMapping};
+use model::{Event, RecordKey, RecordType};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A topic and partition.
+pub type Partition = (String, i32);
+
+/// Errors of the Kafka client, with what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSourceError {
+    #[error("{doing}: {source}")]
+    Client {
+        doing: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+}
+
+fn client_error(doing: &'static str) -> impl FnOnce(KafkaError) -> KafkaSourceError {
+    move |source| KafkaSourceError::Client { doing, source }
+}
+
+/// The Prometheus metrics of ingest, per topic and partition.
+#[derive(Clone)]
+pub struct SourceMetrics {
+    pub consumed: IntCounterVec,
+    pub rejected: IntCounterVec,
+    pub dead_letter_failures: IntCounterVec,
+    pub lag: IntGaugeVec,
+    pub rebalances: IntCounterVec,
+    pub effect_latency: HistogramVec,
+}
+
+impl SourceMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<SourceMetrics> {
+        let tp = &["topic", "partition"];
+        let metrics = SourceMetrics {
+            consumed: IntCounterVec::new(
+                Opts::new("wholechild_records_consumed_total", "Records consumed from Kafka (valid or not)."),
+                tp,
+            )?,
+            rejected: IntCounterVec::new(
+                Opts::new(
+                    "wholechild_records_rejected_total",
+                    "Records that failed to decode or map, sent to the dead-letter topic.",
+                ),
+                tp,
+            )?,
+            dead_letter_failures: IntCounterVec::new(
+                Opts::new(
+                    "wholechild_dead_letter_failures_total",
+                    "Dead letters the broker did not accept (offsets stop being committed until restart).",
+                ),
+                &["topic"],
+            )?,
+            lag: IntGaugeVec::new(
+                Opts::new(
+                    "wholechild_consumer_lag_records",
+                    "Records in the partition after this consumer's position (librdkafka statistics).",
+                ),
+                tp,
+            )?,
+            rebalances: IntCounterVec::new(
+                Opts::new("wholechild_rebalances_total", "Consumer group rebalances seen, by kind."),
+                &["kind"],
+            )?,
+            effect_latency: HistogramVec::new(
+                HistogramOpts::new(
+                    "wholechild_record_effect_latency_seconds",
+                    "From a record's Kafka timestamp to its effect on every indicator (epoch closed).",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                ]),
+                &["topic"],
+            )?,
+        };
+        registry.register(Box::new(metrics.consumed.clone()))?;
+        registry.register(Box::new(metrics.rejected.clone()))?;
+        registry.register(Box::new(metrics.dead_letter_failures.clone()))?;
+        registry.register(Box::new(metrics.lag.clone()))?;
+        registry.register(Box::new(metrics.rebalances.clone()))?;
+        registry.register(Box::new(metrics.effect_latency.clone()))?;
+        Ok(metrics)
+    }
+}
+
+/// Builds a librdkafka configuration: brokers, then the engine's settings, then the
+/// operator's raw `[kafka.options]`, which win.
+pub fn client_config(kafka: &KafkaConfig, settings: &[(&str, &str)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &kafka.brokers);
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    for (key, value) in &kafka.options {
+        config.set(key, value);
+    }
+    config.set_log_level(RDKafkaLogLevel::Warning);
+    config
+}
+
+/// State shared between the consumer's callbacks and its owner.
+#[derive(Default)]
+struct Shared {
+    /// Next offset to read per partition this process has read (its records are in force).
+    positions: BTreeMap<Partition, i64>,
+    /// Partitions assigned now.
+    assigned: BTreeSet<Partition>,
+    /// Partitions assigned since the owner last looked (their dead-letter floors are unknown).
+    newly_assigned: Vec<Partition>,
+}
+
+/// The consumer's callbacks: the rebalance policy above, statistics to the lag gauge,
+/// librdkafka's own warnings to standard error.
+struct SourceContext {
+    shared: Arc<Mutex<Shared>>,
+    metrics: SourceMetrics,
+}
+
+impl ClientContext for SourceContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            eprintln!("kafka: {facility}: {message}");
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        eprintln!("kafka: error: {error}: {reason}");
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, stats) in &stats.partitions {
+                // -1 is librdkafka's "internal" partition and partitions not fetched.
+                if *partition >= 0 && stats.consumer_lag >= 0 {
+                    self.metrics.lag.with_label_values(&[topic.as_str(), &partition.to_string()]).set(stats.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, partitions: &mut TopicPartitionList) {
+        let mut shared = self.shared.lock().expect("consumer state");
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.metrics.rebalances.with_label_values(&["assign"]).inc();
+                let mut assignment = TopicPartitionList::new();
+                for element in partitions.elements() {
+                    let key = (element.topic().to_string(), element.partition());
+                    let offset = match shared.positions.get(&key) {
+                        Some(&next) => Offset::Offset(next),
+                        None => Offset::Beginning,
+                    };
+                    let _ = assignment.add_partition_offset(element.topic(), element.partition(), offset);
+                    shared.assigned.insert(key.clone());
+                    shared.newly_assigned.push(key);
+                }
+                eprintln!("kafka: assigned {} partition(s): {}", shared.assigned.len(), describe(&shared.assigned));
+                if let Err(error) = consumer.assign(&assignment) {
+                    eprintln!("kafka: error: assigning partitions: {error}");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.metrics.rebalances.with_label_values(&["revoke"]).inc();
+                shared.assigned.clear();
+                if let Err(error) = consumer.unassign() {
+                    eprintln!("kafka: error: unassigning partitions: {error}");
+                }
+            }
+            other => {
+                eprintln!("kafka: error: rebalance failed: {other:?}");
+                shared.assigned.clear();
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+fn describe(partitions: &BTreeSet<Partition>) -> String {
+    let names: Vec<String> = partitions.iter().map(|(topic, partition)| format!("{topic}[{partition}]")).collect();
+    names.join(", ")
+}
+
+/// Where one decoded record came from.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// The message's Kafka timestamp, in milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// The district's topics, consumed in a group, with dead letters set aside.
+pub struct KafkaSource {
+    consumer: BaseConsumer<SourceContext>,
+    shared: Arc<Mutex<Shared>>,
+    mappings: HashMap<String, SourceMapping>,
+    dead_letters: DeadLetters,
+    /// Offsets below which this partition's dead letters were already sent (the
+    /// group's committed offset when this process first got the partition).
+    dead_letter_floor: HashMap<Partition, i64>,
+    metrics: SourceMetrics,
+    /// Set when a dead letter was not accepted: no offset is committed after that.
+    commits_stopped: bool,
+}
+
+impl KafkaSource {
+    /// Connects and subscribes to `[kafka].topics`.
+    pub fn connect(
+        kafka: &KafkaConfig,
+        mappings: &[SourceMapping],
+        metrics: SourceMetrics,
+    ) -> Result<KafkaSource, KafkaSourceError> {
+        let settings = [
+            ("group.id", kafka.group_id.as_str()),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("enable.partition.eof", "false"),
+            ("statistics.interval.ms", "1000"),
+            ("fetch.wait.max.ms", "50"),
+            ("max.partition.fetch.bytes", "4194304"),
+            ("queued.max.messages.kbytes", "262144"),
+            ("partition.assignment.strategy", "roundrobin"),
+        ];
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let context = SourceContext { shared: shared.clone(), metrics: metrics.clone() };
+        let consumer: BaseConsumer<SourceContext> = client_config(kafka, &settings)
+            .create_with_context(context)
+            .map_err(client_error("creating the Kafka consumer"))?;
+        let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(client_error("subscribing to kafka.topics"))?;
+        let dead_letters = DeadLetters::connect(kafka, metrics.clone())?;
+        Ok(KafkaSource {
+            consumer,
+            shared,
+            mappings: mappings.iter().map(|mapping| (mapping.topic.clone(), mapping.clone())).collect(),
+            dead_letters,
+            dead_letter_floor: HashMap::new(),
+            metrics,
+            commits_stopped: false,
+        })
+    }
+
+    /// The end offset of every partition of `topics`, as of now (what a backfill must reach).
+    pub fn end_offsets(&self, topics: &[String], timeout: Duration) -> Result<BTreeMap<Partition, i64>, KafkaSourceError> {
+        let mut ends = BTreeMap::new();
+        for topic in topics {
+            let metadata =
+                self.consumer.fetch_metadata(Some(topic), timeout).map_err(client_error("reading topic metadata"))?;
+            for topic_metadata in metadata.topics() {
+                for partition in topic_metadata.partitions() {
+                    let (_, high) = self
+                        .consumer
+                        .fetch_watermarks(topic, partition.id(), timeout)
+                        .map_err(client_error("reading end offsets"))?;
+                    ends.insert((topic.clone(), partition.id()), high);
+                }
+            }
+        }
+        Ok(ends)
+    }
+
+    /// Whether this process has read every partition up to `ends`.
+    pub fn reached(&self, ends: &BTreeMap<Partition, i64>) -> bool {
+        let shared = self.shared.lock().expect("consumer state");
+        ends.iter().all(|(partition, &end)| end <= 0 || shared.positions.get(partition).is_some_and(|&next| next >= end))
+    }
+
+    /// Polls up to `max` messages, waiting at most `timeout` for the first; hands each
+    /// decoded record (or rejection, already dead-lettered) to `apply`, in partition
+    /// order. Returns how many messages were read.
+    pub fn poll<E>(
+        &mut self,
+        timeout: Duration,
+        max: usize,
+        mut apply: impl FnMut(Decoded, Origin<'_>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let mut read = 0;
+        // Per partition read in this batch: (topic, partition, consumed, rejected, next offset).
+        // Positions reach the shared state at the end of the batch: a rebalance inside the
+        // batch then resumes a partition a little early, which re-reads harmlessly.
+        let mut batch: Vec<(String, i32, u64, u64, i64)> = Vec::new();
+        while read < max {
+            let wait = if read == 0 { timeout } else { Duration::ZERO };
+            self.learn_new_assignments();
+            let Some(result) = self.consumer.poll(wait) else {
+                break;
+            };
+            let message = match result {
+                Ok(message) => message,
+                Err(error) => {
+                    eprintln!("kafka: error: consuming: {error}");
+                    break;
+                }
+            };
+            read += 1;
+            let origin = Origin {
+                topic: message.topic(),
+                partition: message.partition(),
+                offset: message.offset(),
+                timestamp_ms: message.timestamp().to_millis(),
+            };
+            let decoded = self.decode(message.key(), message.payload(), origin.topic, origin.offset);
+            let slot = match batch.iter().position(|(t, p, ..)| *p == origin.partition && t == origin.topic) {
+                Some(slot) => slot,
+                None => {
+                    batch.push((origin.topic.to_string(), origin.partition, 0, 0, 0));
+                    batch.len() - 1
+                }
+            };
+            let entry = &mut batch[slot];
+            entry.2 += 1;
+            entry.4 = origin.offset + 1;
+            if let Decoded::Rejected(rejected) = &decoded {
+                entry.3 += 1;
+                let floor = self.dead_letter_floor.get(&(entry.0.clone(), entry.1)).copied().unwrap_or(0);
+                if origin.offset >= floor {
+                    self.dead_letters.send(&origin, message.key(), message.payload(), &rejected.reason);
+                }
+            }
+            apply(decoded, origin)?;
+        }
+        let mut shared = self.shared.lock().expect("consumer state");
+        for (topic, partition, consumed, rejected, next) in batch {
+            let labels = [topic.as_str(), &partition.to_string()];
+            self.metrics.consumed.with_label_values(&labels).inc_by(consumed);
+            if rejected > 0 {
+                self.metrics.rejected.with_label_values(&labels).inc_by(rejected);
+            }
+            shared.positions.insert((topic, partition), next);
+        }
+        Ok(read)
+    }
+
+    /// For partitions assigned since the last look, reads the group's committed offset:
+    /// the records before it were dead-lettered already, by this process or another.
+    fn learn_new_assignments(&mut self) {
+        let newly: Vec<Partition> = std::mem::take(&mut self.shared.lock().expect("consumer state").newly_assigned);
+        if newly.is_empty() {
+            return;
+        }
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in &newly {
+            list.add_partition(topic, *partition);
+        }
+        match self.consumer.committed_offsets(list, Duration::from_secs(10)) {
+            Ok(committed) => {
+                for element in committed.elements() {
+                    let floor = match element.offset() {
+                        Offset::Offset(offset) => offset,
+                        _ => 0,
+                    };
+                    let key = (element.topic().to_string(), element.partition());
+                    self.dead_letter_floor.entry(key).and_modify(|f| *f = (*f).max(floor)).or_insert(floor);
+                }
+            }
+            Err(error) => eprintln!("kafka: warning: reading committed offsets: {error} (dead letters may repeat)"),
+        }
+    }
+
+    /// A message as a canonical record, or the reason it is not one.
+    fn decode(&self, key: Option<&[u8]>, payload: Option<&[u8]>, topic: &str, offset: i64) -> Decoded {
+        let result = match payload {
+            None | Some([]) => tombstone(key),
+            Some(payload) => match self.mappings.get(topic) {
+                Some(mapping) => map_record(mapping, payload),
+                None => decode_line(payload),
+            },
+        };
+        let line = offset.max(0) as u64;
+        match result {
+            Ok(event) => Decoded::Record { line, event },
+            Err(reason) => Decoded::Rejected(Rejected {
+                line,
+                reason,
+                raw: String::from_utf8_lossy(payload.unwrap_or_default()).into_owned(),
+            }),
+        }
+    }
+
+    /// Commits, for every partition assigned now, the offset after the last record
+    /// applied: call only once the records' effects are in the dataflows. Dead letters
+    /// are flushed first, so no committed offset passes an unsent dead letter.
+    pub fn commit_applied(&mut self, mode: CommitMode) -> Result<(), KafkaSourceError> {
+        if self.commits_stopped {
+            return Ok(());
+        }
+        if !self.dead_letters.flush() {
+            self.commits_stopped = true;
+            eprintln!(
+                "kafka: error: a dead letter was not accepted by the broker; offsets are no longer committed, so a restart sends every later dead letter again"
+            );
+            return Ok(());
+        }
+        let list = {
+            let shared = self.shared.lock().expect("consumer state");
+            let mut list = TopicPartitionList::new();
+            for partition in &shared.assigned {
+                if let Some(&next) = shared.positions.get(partition) {
+                    let _ = list.add_partition_offset(&partition.0, partition.1, Offset::Offset(next));
+                }
+            }
+            list
+        };
+        if list.count() == 0 {
+            return Ok(());
+        }
+        match self.consumer.commit(&list, mode) {
+            Ok(()) => Ok(()),
+            // A rebalance in progress: the next commit carries the same offsets.
+            Err(KafkaError::ConsumerCommit(code)) => {
+                eprintln!("kafka: warning: offsets not committed this time: {code}");
+                Ok(())
+            }
+            Err(error) => Err(client_error("committing offsets")(error)),
+        }
+    }
+
+    /// Records effects: each applied record's latency from its Kafka timestamp to now.
+    pub fn observe_effects(&self, topic: &str, timestamps_ms: &mut Vec<i64>) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as i64);
+        let histogram = self.metrics.effect_latency.with_label_values(&[topic]);
+        for timestamp_ms in timestamps_ms.drain(..) {
+            histogram.observe((now - timestamp_ms).max(0) as f64 / 1000.0);
+        }
+    }
+
+    /// The partitions assigned to this process now.
+    pub fn assignment(&self) -> Vec<Partition> {
+        self.shared.lock().expect("consumer state").assigned.iter().cloned().collect()
+    }
+
+    /// Leaves the group cleanly (its partitions go to the other members at once).
+    pub fn close(self) {
+        self.consumer.unsubscribe();
+        let _ = self.dead_letters.producer.flush(Duration::from_secs(10));
+    }
+}
+
+/// A tombstone's withdrawal: the key `type:id` names the record withdrawn.
+fn tombstone(key: Option<&[u8]>) -> Result<Event, Reason> {
+    let key = key.and_then(|key| std::str::from_utf8(key).ok()).ok_or(Reason::TombstoneKey)?;
+    let (record_type, id) = key.split_once(':').ok_or(Reason::TombstoneKey)?;
+    let record_type = RecordType::parse(record_type).ok_or(Reason::TombstoneKey)?;
+    if id.is_empty() {
+        return Err(Reason::TombstoneKey);
+    }
+    Ok(Event { key: RecordKey { record_type, id: id.into() }, source: "kafka-tombstone".into(), body: None })
+}
+
+/// Counts dead letters the broker refused, so offsets are not committed past them.
+struct DeliveryCounter {
+    failures: Arc<AtomicU64>,
+    metrics: SourceMetrics,
+}
+
+impl ClientContext for DeliveryCounter {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            eprintln!("kafka (dead letters): {facility}: {message}");
+        }
+    }
+}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, message)) = result {
+            self.failures.fetch_add(1, Ordering::SeqCst);
+            self.metrics.dead_letter_failures.with_label_values(&[message.topic()]).inc();
+            eprintln!("kafka: error: dead letter not accepted: {error}");
+        }
+    }
+}
+
+/// The dead-letter topic: the original key and value, with headers naming the reason,
+/// the source topic, partition and offset.
+struct DeadLetters {
+    producer: ThreadedProducer<DeliveryCounter>,
+    topic: String,
+    failures: Arc<AtomicU64>,
+    failures_seen: u64,
+}
+
+impl DeadLetters {
+    fn connect(kafka: &KafkaConfig, metrics: SourceMetrics) -> Result<DeadLetters, KafkaSourceError> {
+        let failures = Arc::new(AtomicU64::new(0));
+        let settings = [("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "5")];
+        let producer = client_config(kafka, &settings)
+            .create_with_context(DeliveryCounter { failures: failures.clone(), metrics })
+            .map_err(client_error("creating the dead-letter producer"))?;
+        Ok(DeadLetters { producer, topic: kafka.dead_letter_topic.clone(), failures, failures_seen: 0 })
+    }
+
+    fn send(&mut self, origin: &Origin<'_>, key: Option<&[u8]>, payload: Option<&[u8]>, reason: &Reason) {
+        let reason = reason.to_string();
+        let partition = origin.partition.to_string();
+        let offset = origin.offset.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "wholechild.reason", value: Some(reason.as_bytes()) })
+            .insert(Header { key: "wholechild.source_topic", value: Some(origin.topic.as_bytes()) })
+            .insert(Header { key: "wholechild.source_partition", value: Some(partition.as_bytes()) })
+            .insert(Header { key: "wholechild.source_offset", value: Some(offset.as_bytes()) });
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic).headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
+        let mut record = record;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((error, _)) => {
+                    self.failures.fetch_add(1, Ordering::SeqCst);
+                    eprintln!("kafka: error: queueing a dead letter: {error}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits until every dead letter is acknowledged; false if any was refused.
+    fn flush(&mut self) -> bool {
+        if self.producer.in_flight_count() > 0 {
+            if let Err(error) = self.producer.flush(Duration::from_secs(30)) {
+                eprintln!("kafka: error: flushing dead letters: {error}");
+                return false;
+            }
+        }
+        let failures = self.failures.load(Ordering::SeqCst);
+        let ok = failures == self.failures_seen;
+        self.failures_seen = failures;
+        ok
+    }
+}
+
+/// Reads the dead-letter headers of a message (for tests and tools).
+pub fn dead_letter_headers(message: &impl Message) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Some(headers) = message.headers() {
+        for header in headers.iter() {
+            let value = header.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+            out.insert(header.key.to_string(), value);
+        }
+    }
+    out
+}
+
+/// Publishes canonical records, keyed `type:id`, to one topic (`wholechild produce`).
+pub struct Publisher {
+    producer: ThreadedProducer<DeliveryCounter>,
+    topic: String,
+    failures: Arc<AtomicU64>,
+}
+
+impl Publisher {
+    pub fn connect(kafka: &KafkaConfig, topic: &str) -> Result<Publisher, KafkaSourceError> {
+        let failures = Arc::new(AtomicU64::new(0));
+        let settings = [
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "10"),
+            ("batch.size", "1000000"),
+            ("compression.type", "lz4"),
+            ("queue.buffering.max.kbytes", "1048576"),
+        ];
+        let metrics = SourceMetrics::register(&Registry::new()).expect("fresh registry");
+        let producer = client_config(kafka, &settings)
+            .create_with_context(DeliveryCounter { failures: failures.clone(), metrics })
+            .map_err(client_error("creating the producer"))?;
+        Ok(Publisher { producer, topic: topic.to_string(), failures })
+    }
+
+    /// Queues one message (an empty `value` is a tombstone), waiting while the queue is full.
+    pub fn send(&self, key: Option<&[u8]>, value: &[u8]) -> Result<(), KafkaSourceError> {
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if !value.is_empty() {
+            record = record.payload(value);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((error, _)) => return Err(client_error("queueing a message")(error)),
+            }
+        }
+    }
+
+    /// Waits for every message to be acknowledged; returns how many were refused.
+    pub fn finish(self) -> Result<u64, KafkaSourceError> {
+        self.producer.flush(Duration::from_secs(120)).map_err(client_error("flushing the producer"))?;
+        Ok(self.failures.load(Ordering::SeqCst))
+    }
+}
+
+/// The Kafka key of a canonical record: `type:id`.
+pub fn record_key(key: &RecordKey) -> String {
+    format!("{}:{}", key.record_type.as_str(), key.id)
+}
