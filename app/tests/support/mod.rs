@@ -1,2 +1,3 @@
+pub mod broker;
 pub mod engine;
 pub mod oracle;
