@@ -99,6 +99,9 @@ enum Command {
         /// Publish withdrawals (`deleted: true`) as Kafka tombstones (key, empty value).
         #[arg(long)]
         tombstones: bool,
+        /// Create the topic with N partitions first, if it does not exist.
+        #[arg(long, value_name = "N")]
+        create_partitions: Option<i32>,
     },
 }
 
@@ -189,9 +192,10 @@ fn main() -> Result<()> {
                 }
             );
         }
-        Command::Produce { config, events, topic, tombstones } => {
+        Command::Produce { config, events, topic, tombstones, create_partitions } => {
             let config = load_config(Some(&config))?;
-            let summary = produce::produce(produce::ProduceOptions { config, events, topic, tombstones })?;
+            let summary =
+                produce::produce(produce::ProduceOptions { config, events, topic, tombstones, create_partitions })?;
             eprintln!(
                 "published {} messages ({} tombstones, {} without a key: not decodable)",
                 summary.messages, summary.tombstones, summary.unkeyed

@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 /// Binds `address` (port 0 picks a free one) and serves `registry` at `/metrics` on a
 /// background thread for the life of the process. Returns the bound address.
 pub fn serve(registry: Registry, address: SocketAddr) -> Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind(address).with_context(|| format!("binding the metrics endpoint {address}"))?;
+    let listener =
+        std::net::TcpListener::bind(address).with_context(|| format!("binding the metrics endpoint {address}"))?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -20,6 +20,8 @@ pub struct ProduceOptions {
     /// The topic (default: the first of `kafka.topics`); must be one of `kafka.topics`.
     pub topic: Option<String>,
     pub tombstones: bool,
+    /// Create the topic with this many partitions first, if it does not exist.
+    pub create_partitions: Option<i32>,
 }
 
 #[derive(Debug, Default)]
@@ -39,10 +41,11 @@ pub fn produce(options: ProduceOptions) -> Result<ProduceSummary> {
     let reader: Box<dyn Read> = if options.events == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(
-            std::fs::File::open(&options.events).with_context(|| format!("opening {}", options.events.display()))?,
-        )
+        Box::new(std::fs::File::open(&options.events).with_context(|| format!("opening {}", options.events.display()))?)
     };
+    if let Some(partitions) = options.create_partitions {
+        create_topic(kafka, &topic, partitions)?;
+    }
     let publisher = Publisher::connect(kafka, &topic)?;
     let mut summary = ProduceSummary::default();
     let mut reader = BufReader::with_capacity(1 << 20, reader);
@@ -82,4 +85,24 @@ pub fn produce(options: ProduceOptions) -> Result<ProduceSummary> {
         bail!("the broker refused {refused} of {} messages", summary.messages);
     }
     Ok(summary)
+}
+
+/// Creates `topic` with `partitions` partitions (replication 1), unless it exists.
+fn create_topic(kafka: &config::KafkaConfig, topic: &str, partitions: i32) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::types::RDKafkaErrorCode;
+    let admin: AdminClient<DefaultClientContext> =
+        ingest::kafka::client_config(kafka, &[]).create().context("creating the Kafka admin client")?;
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(10)));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let results = runtime.block_on(admin.create_topics(&[new_topic], &options)).context("creating the topic")?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("creating topic `{name}`: {code}"),
+        }
+    }
+    Ok(())
 }

@@ -43,8 +43,7 @@ pub fn replay(options: ReplayOptions) -> Result<ReplaySummary> {
         Box::new(ingest::read_ndjson(file, options.decode_threads))
     };
     let params = EngineParams::from_config(&options.config);
-    let driver_options =
-        DriverOptions::following_input(options.daily, options.as_of, options.decode_threads);
+    let driver_options = DriverOptions::following_input(options.daily, options.as_of, options.decode_threads);
     let out = options.out.clone();
     dataflows::run(options.workers, params, move |engine| -> Result<ReplaySummary> {
         let mut observer = ReplayFiles::create(&out, driver_options.daily)?;

@@ -76,7 +76,14 @@ fn a_backfill_from_kafka_equals_replay_and_dead_letters_carry_their_reasons() {
     let config = kafka_config(&dir, &broker, "backfill", &["canonical"], "");
     let events = generate(&dir, 150, 12);
     append(&events, &[r#"{"type":"attendance","id":"broken""#, r#"{"type":"lunch","id":"l1","source":"pos"}"#]);
-    let produced = wholechild(&["produce", "--config", config.to_str().unwrap(), "--events", events.to_str().unwrap(), "--tombstones"]);
+    let produced = wholechild(&[
+        "produce",
+        "--config",
+        config.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+        "--tombstones",
+    ]);
     assert!(produced.contains("tombstones"), "{produced}");
     // A tombstone whose key names no record type.
     let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", &broker.address).create().unwrap();
@@ -84,7 +91,14 @@ fn a_backfill_from_kafka_equals_replay_and_dead_letters_carry_their_reasons() {
     producer.flush(Duration::from_secs(10)).unwrap();
 
     let kafka_out = dir.join("kafka");
-    let log = wholechild(&["run", "--config", config.to_str().unwrap(), "--exit-when-caught-up", "--out", kafka_out.to_str().unwrap()]);
+    let log = wholechild(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--exit-when-caught-up",
+        "--out",
+        kafka_out.to_str().unwrap(),
+    ]);
     assert!(log.contains("caught up"), "{log}");
     let replay_out = dir.join("replay");
     replay(&config, &events, &replay_out, &[]);
@@ -122,8 +136,10 @@ fn mapped_sources_reach_the_indicators_as_their_canonical_records_would() {
     }
     broker.create_topic("dead-letters", 1);
     // config/district-sources.toml, pointed at this broker.
-    let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/district-sources.toml")).unwrap();
-    let text = shipped.replace("brokers = \"127.0.0.1:9092\"", &format!("brokers = \"{}\"", broker.address))
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/district-sources.toml")).unwrap();
+    let text = shipped
+        .replace("brokers = \"127.0.0.1:9092\"", &format!("brokers = \"{}\"", broker.address))
         .replace("dead_letter_topic = \"wholechild.dead-letter\"", "dead_letter_topic = \"dead-letters\"")
         + "\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
     let config = dir.join("sources.toml");
@@ -176,7 +192,10 @@ fn mapped_sources_reach_the_indicators_as_their_canonical_records_would() {
     assert_eq!(dead.len(), 1, "the unknown attendance code");
     let headers = ingest::kafka::dead_letter_headers(&dead[0]);
     assert_eq!(headers["wholechild.source_topic"], "sis.attendance");
-    assert_eq!(headers["wholechild.reason"], "source mapping, field `status`: the source value has no entry in the mapping's `values`");
+    assert_eq!(
+        headers["wholechild.reason"],
+        "source mapping, field `status`: the source value has no entry in the mapping's `values`"
+    );
 }
 
 #[test]
@@ -208,7 +227,11 @@ fn the_metrics_endpoint_reports_consumed_rejected_lag_and_latency_per_partition(
         let label = format!("partition=\"{partition}\"");
         assert!(metric_sum(&scraped, "wholechild_records_consumed_total", &label) > 0.0, "{scraped}");
     }
-    assert!(metric_sum(&scraped, "wholechild_record_effect_latency_seconds_count", "topic=\"canonical\"") >= total - rejected, "{scraped}");
+    assert!(
+        metric_sum(&scraped, "wholechild_record_effect_latency_seconds_count", "topic=\"canonical\"")
+            >= total - rejected,
+        "{scraped}"
+    );
     let _ = running.terminate();
 }
 
@@ -217,7 +240,10 @@ pub fn dead_letter_positions(broker: &Broker, expected: usize) -> BTreeMap<(i32,
     let mut positions = BTreeMap::new();
     for message in broker.read_all("dead-letters", expected, Duration::from_secs(30)) {
         let headers = ingest::kafka::dead_letter_headers(&message);
-        let key = (headers["wholechild.source_partition"].parse().unwrap(), headers["wholechild.source_offset"].parse().unwrap());
+        let key = (
+            headers["wholechild.source_partition"].parse().unwrap(),
+            headers["wholechild.source_offset"].parse().unwrap(),
+        );
         *positions.entry(key).or_insert(0) += 1;
     }
     positions
@@ -280,11 +306,19 @@ fn after_kill_9_at_several_points_a_restarted_engine_equals_an_uninterrupted_rep
     append(&events, &["{\"type\":\"discipline\",\"id\":\"late-broken\""]);
     let replay_out = dir.join("replay");
     let replay_log = wholechild(&[
-        "replay", "--config", config_arg, "--events", events.to_str().unwrap(), "--out", replay_out.to_str().unwrap(),
+        "replay",
+        "--config",
+        config_arg,
+        "--events",
+        events.to_str().unwrap(),
+        "--out",
+        replay_out.to_str().unwrap(),
     ]);
     let as_of = replayed_as_of(&replay_log);
     let parts = split(&dir, &events, 3);
-    let produce = |part: &Path| published(&wholechild(&["produce", "--config", config_arg, "--events", part.to_str().unwrap(), "--tombstones"]));
+    let produce = |part: &Path| {
+        published(&wholechild(&["produce", "--config", config_arg, "--events", part.to_str().unwrap(), "--tombstones"]))
+    };
     let out = dir.join("live");
     let live = ["run", "--config", config_arg, "--as-of", &as_of, "--out", out.to_str().unwrap(), "--publish-ms", "50"];
 
@@ -330,11 +364,18 @@ fn a_rebalance_between_two_engines_in_one_group_loses_and_doubles_nothing() {
     let events = generate(&dir, 200, 30);
     let replay_out = dir.join("replay");
     let replay_log = wholechild(&[
-        "replay", "--config", config_arg, "--events", events.to_str().unwrap(), "--out", replay_out.to_str().unwrap(),
+        "replay",
+        "--config",
+        config_arg,
+        "--events",
+        events.to_str().unwrap(),
+        "--out",
+        replay_out.to_str().unwrap(),
     ]);
     let as_of = replayed_as_of(&replay_log);
     let parts = split(&dir, &events, 2);
-    let produce = |part: &Path| published(&wholechild(&["produce", "--config", config_arg, "--events", part.to_str().unwrap()]));
+    let produce =
+        |part: &Path| published(&wholechild(&["produce", "--config", config_arg, "--events", part.to_str().unwrap()]));
 
     let first_out = dir.join("first");
     let live = ["run", "--config", config_arg, "--as-of", &as_of, "--publish-ms", "50"];
@@ -346,7 +387,9 @@ fn a_rebalance_between_two_engines_in_one_group_loses_and_doubles_nothing() {
     // A second engine joins the group: the partitions are split between the two, and the
     // second part of the stream is read by both, each its own partitions.
     let second = Running::start(&live);
-    second.wait_for_line(Duration::from_secs(60), |line| line.starts_with("kafka: assigned") && !line.contains("assigned 0"));
+    second.wait_for_line(Duration::from_secs(60), |line| {
+        line.starts_with("kafka: assigned") && !line.contains("assigned 0")
+    });
     first.wait_for_line(Duration::from_secs(60), |line| line.starts_with("kafka: assigned 2 partition"));
     total += produce(&parts[1]);
     let second_url = second.metrics_url();

@@ -74,13 +74,9 @@ pub fn canonical_fields(record_type: RecordType) -> &'static [(&'static str, Fie
             ("region", Text),
             ("local_district", Text),
         ],
-        RecordType::Enrollment => &[
-            ("student_id", Text),
-            ("school_id", Text),
-            ("grade", Integer),
-            ("entry_date", Date),
-            ("exit_date", Date),
-        ],
+        RecordType::Enrollment => {
+            &[("student_id", Text), ("school_id", Text), ("grade", Integer), ("entry_date", Date), ("exit_date", Date)]
+        }
         RecordType::Attendance => &[("student_id", Text), ("school_id", Text), ("date", Date), ("status", Text)],
         RecordType::Discipline => &[
             ("student_id", Text),
@@ -102,13 +98,9 @@ pub fn canonical_fields(record_type: RecordType) -> &'static [(&'static str, Fie
         ],
         RecordType::HealthVisit => &[("student_id", Text), ("school_id", Text), ("date", Date), ("reason", Text)],
         RecordType::Program => &[("student_id", Text), ("program", Text), ("begin_date", Date), ("end_date", Date)],
-        RecordType::Caseload => &[
-            ("student_id", Text),
-            ("staff_id", Text),
-            ("role", Text),
-            ("begin_date", Date),
-            ("end_date", Date),
-        ],
+        RecordType::Caseload => {
+            &[("student_id", Text), ("staff_id", Text), ("role", Text), ("begin_date", Date), ("end_date", Date)]
+        }
         RecordType::Section => &[("school_id", Text), ("course_id", Text), ("subject", Text), ("enrolled", Integer)],
         RecordType::Ticket => &[
             ("ticket_id", Text),

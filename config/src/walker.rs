@@ -594,7 +594,11 @@ fn read_source(
         }
     }
     if !fields.contains_key("id") {
-        walker.problem(fields_table_span(table), &join(&fields_path, "id"), "missing (required: every record has an id)");
+        walker.problem(
+            fields_table_span(table),
+            &join(&fields_path, "id"),
+            "missing (required: every record has an id)",
+        );
     }
     Some(SourceMapping { topic: topic.to_string(), record_type, source: source?, fields })
 }
@@ -751,7 +755,14 @@ mod stream_tests {
         let keys: Vec<&str> = error.problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(
             keys,
-            ["kafka.colour", "kafka.brokers", "kafka.group_id", "kafka.topics", "kafka.options.fetch.min.bytes", "metrics.listen"],
+            [
+                "kafka.colour",
+                "kafka.brokers",
+                "kafka.group_id",
+                "kafka.topics",
+                "kafka.options.fetch.min.bytes",
+                "metrics.listen"
+            ],
             "{error}"
         );
     }

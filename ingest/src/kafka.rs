@@ -170,7 +170,10 @@ impl ClientContext for SourceContext {
             for (partition, stats) in &stats.partitions {
                 // -1 is librdkafka's "internal" partition and partitions not fetched.
                 if *partition >= 0 && stats.consumer_lag >= 0 {
-                    self.metrics.lag.with_label_values(&[topic.as_str(), &partition.to_string()]).set(stats.consumer_lag);
+                    self.metrics
+                        .lag
+                        .with_label_values(&[topic.as_str(), &partition.to_string()])
+                        .set(stats.consumer_lag);
                 }
             }
         }
@@ -283,7 +286,11 @@ impl KafkaSource {
     }
 
     /// The end offset of every partition of `topics`, as of now (what a backfill must reach).
-    pub fn end_offsets(&self, topics: &[String], timeout: Duration) -> Result<BTreeMap<Partition, i64>, KafkaSourceError> {
+    pub fn end_offsets(
+        &self,
+        topics: &[String],
+        timeout: Duration,
+    ) -> Result<BTreeMap<Partition, i64>, KafkaSourceError> {
         let mut ends = BTreeMap::new();
         for topic in topics {
             let metadata =
@@ -304,7 +311,8 @@ impl KafkaSource {
     /// Whether this process has read every partition up to `ends`.
     pub fn reached(&self, ends: &BTreeMap<Partition, i64>) -> bool {
         let shared = self.shared.lock().expect("consumer state");
-        ends.iter().all(|(partition, &end)| end <= 0 || shared.positions.get(partition).is_some_and(|&next| next >= end))
+        ends.iter()
+            .all(|(partition, &end)| end <= 0 || shared.positions.get(partition).is_some_and(|&next| next >= end))
     }
 
     /// Polls up to `max` messages, waiting at most `timeout` for the first; hands each

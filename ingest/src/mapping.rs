@@ -62,7 +62,12 @@ fn to_canonical(mapping: &SourceMapping, raw: &[u8]) -> Result<Map<String, Value
 
 /// One canonical field's value, or `None` when the source has nothing for it (the
 /// canonical decoder then says whether the field was required).
-fn field_value(source: &Value, field: &'static str, kind: FieldKind, mapping: &FieldMapping) -> Result<Option<Value>, Reason> {
+fn field_value(
+    source: &Value,
+    field: &'static str,
+    kind: FieldKind,
+    mapping: &FieldMapping,
+) -> Result<Option<Value>, Reason> {
     let mut parts = Vec::with_capacity(mapping.paths.len());
     for path in &mapping.paths {
         match source.pointer(path) {
@@ -73,11 +78,10 @@ fn field_value(source: &Value, field: &'static str, kind: FieldKind, mapping: &F
     if parts.is_empty() || parts.len() < mapping.paths.len() {
         return Ok(mapping.default.as_ref().map(|default| typed(default, kind)));
     }
-    if parts.len() == 1 && matches!(kind, FieldKind::TextList | FieldKind::Integer | FieldKind::Boolean) {
-        if mapping.values.is_none() {
-            // Passed through unchanged: the canonical decoder checks its JSON type.
-            return Ok(Some(parts[0].clone()));
-        }
+    let passes_through = matches!(kind, FieldKind::TextList | FieldKind::Integer | FieldKind::Boolean);
+    if parts.len() == 1 && passes_through && mapping.values.is_none() {
+        // Passed through unchanged: the canonical decoder checks its JSON type.
+        return Ok(Some(parts[0].clone()));
     }
     let mut text = String::new();
     for (i, part) in parts.iter().enumerate() {
@@ -88,13 +92,21 @@ fn field_value(source: &Value, field: &'static str, kind: FieldKind, mapping: &F
             Value::String(s) => text.push_str(s),
             Value::Number(n) => text.push_str(&n.to_string()),
             Value::Bool(b) => text.push_str(if *b { "true" } else { "false" }),
-            _ => return Err(Reason::Unmappable { field, problem: "the source value is not a string, number or boolean" }),
+            _ => {
+                return Err(Reason::Unmappable {
+                    field,
+                    problem: "the source value is not a string, number or boolean",
+                })
+            }
         }
     }
     let text = text.trim();
     if let Some(values) = &mapping.values {
         let Some(mapped) = values.get(text) else {
-            return Err(Reason::Unmappable { field, problem: "the source value has no entry in the mapping's `values`" });
+            return Err(Reason::Unmappable {
+                field,
+                problem: "the source value has no entry in the mapping's `values`",
+            });
         };
         return Ok(Some(typed(mapped, kind)));
     }
@@ -198,26 +210,34 @@ mod tests {
     #[test]
     fn an_unknown_source_code_is_rejected_without_quoting_it() {
         let sis = mapping("sis.attendance");
-        let reason =
-            map_record(&sis, br#"{"ATT_ID": 1, "STU_NUM": "s1", "SCH_CD": "k1", "ATT_DT": "09/14/2026", "ATT_CD": "Q"}"#)
-                .unwrap_err();
-        assert_eq!(reason, Reason::Unmappable { field: "status", problem: "the source value has no entry in the mapping's `values`" });
+        let reason = map_record(
+            &sis,
+            br#"{"ATT_ID": 1, "STU_NUM": "s1", "SCH_CD": "k1", "ATT_DT": "09/14/2026", "ATT_CD": "Q"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            reason,
+            Reason::Unmappable { field: "status", problem: "the source value has no entry in the mapping's `values`" }
+        );
         assert!(!reason.to_string().contains('Q'));
     }
 
     #[test]
     fn a_date_in_another_format_is_rejected() {
         let sis = mapping("sis.attendance");
-        let reason =
-            map_record(&sis, br#"{"ATT_ID": 1, "STU_NUM": "s1", "SCH_CD": "k1", "ATT_DT": "2026-09-14", "ATT_CD": "P"}"#)
-                .unwrap_err();
+        let reason = map_record(
+            &sis,
+            br#"{"ATT_ID": 1, "STU_NUM": "s1", "SCH_CD": "k1", "ATT_DT": "2026-09-14", "ATT_CD": "P"}"#,
+        )
+        .unwrap_err();
         assert!(matches!(reason, Reason::Unmappable { field: "date", .. }), "{reason:?}");
     }
 
     #[test]
     fn a_missing_required_field_is_reported_by_the_canonical_decoder() {
         let sis = mapping("sis.attendance");
-        let reason = map_record(&sis, br#"{"ATT_ID": 1, "SCH_CD": "k1", "ATT_DT": "09/14/2026", "ATT_CD": "P"}"#).unwrap_err();
+        let reason =
+            map_record(&sis, br#"{"ATT_ID": 1, "SCH_CD": "k1", "ATT_DT": "09/14/2026", "ATT_CD": "P"}"#).unwrap_err();
         assert!(matches!(reason, Reason::MissingField { field: "student_id", .. }), "{reason:?}");
         let reason = map_record(&sis, b"[1,2]").unwrap_err();
         assert!(matches!(reason, Reason::WrongType { .. }), "{reason:?}");

@@ -62,7 +62,9 @@ impl Broker {
         let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let results = runtime
-            .block_on(admin.create_topics(&[topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))))
+            .block_on(
+                admin.create_topics(&[topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))),
+            )
             .unwrap();
         for result in results {
             result.unwrap_or_else(|(topic, error)| panic!("creating {topic}: {error:?}"));
@@ -123,7 +125,8 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// The example calendar with a `[kafka]` section for `broker`, plus `extra` TOML.
 pub fn kafka_config(dir: &Path, broker: &Broker, group: &str, topics: &[&str], extra: &str) -> PathBuf {
-    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.toml")).unwrap();
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.toml")).unwrap();
     let calendar_start = example.find("\n[calendar]\n").unwrap() + 1;
     let calendar_end = calendar_start + example[calendar_start + 1..].find("\n[").unwrap() + 1;
     let topics: Vec<String> = topics.iter().map(|topic| format!("\"{topic}\"")).collect();
@@ -172,7 +175,11 @@ impl Running {
             if let Some(line) = self.stderr.lock().unwrap().iter().find(|line| test(line)) {
                 return line.clone();
             }
-            assert!(Instant::now() < deadline, "no such line within {timeout:?}; stderr: {:#?}", self.stderr.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "no such line within {timeout:?}; stderr: {:#?}",
+                self.stderr.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -181,7 +188,11 @@ impl Running {
     pub fn wait_for_lines(&self, count: usize, timeout: Duration, test: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + timeout;
         while self.stderr.lock().unwrap().iter().filter(|line| test(line)).count() < count {
-            assert!(Instant::now() < deadline, "not {count} such lines within {timeout:?}; stderr: {:#?}", self.stderr.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "not {count} such lines within {timeout:?}; stderr: {:#?}",
+                self.stderr.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -226,7 +237,9 @@ pub fn scrape(url: &str) -> String {
 pub fn metric_sum(scrape: &str, name: &str, label_filter: &str) -> f64 {
     scrape
         .lines()
-        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']) && line.contains(label_filter))
+        .filter(|line| {
+            line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']) && line.contains(label_filter)
+        })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }

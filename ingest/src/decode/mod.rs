@@ -87,7 +87,11 @@ impl fmt::Display for Reason {
             Reason::EndBeforeBegin { begin, end } => write!(f, "field `{end}` is before `{begin}`"),
             Reason::Unmappable { field, problem } => write!(f, "source mapping, field `{field}`: {problem}"),
             Reason::TombstoneKey => {
-                write!(f, "a tombstone (empty value) needs a key `type:id` whose type is one of: {}", RecordType::domain())
+                write!(
+                    f,
+                    "a tombstone (empty value) needs a key `type:id` whose type is one of: {}",
+                    RecordType::domain()
+                )
             }
         }
     }
