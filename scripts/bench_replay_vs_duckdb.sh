@@ -18,6 +18,7 @@
 #                   is 80% of RAM; beyond its limit it spills to $WORK_DIR/duckdb-tmp, or to
 #                   "--temp-dir DIR" given here)
 #   WARM_CACHE=1    read the file once before measuring, so neither tool pays the cold read
+#   WHOLECHILD_BIN= the engine binary (default target/release/wholechild)
 #
 # The district file is generated once and KEPT: it is named by its parameters
 # ($WORK_DIR/district-s<STUDENTS>-k<SCHOOLS>-d<DAYS|all>-seed<SEED>.ndjson) and reused
@@ -50,7 +51,7 @@ PYTHON=${PYTHON:-python3}
 ENGINE_ARGS=${ENGINE_ARGS:-}
 PEER_ARGS=${PEER_ARGS:-}
 WARM_CACHE=${WARM_CACHE:-1}
-BIN=$ROOT/target/release/wholechild
+BIN=${WHOLECHILD_BIN:-$ROOT/target/release/wholechild}
 PEER=$ROOT/scripts/duckdb_school_figures.py
 COMPARE=$ROOT/scripts/compare_schools.py
 TIME=/usr/bin/time

@@ -12,11 +12,13 @@
 //! assert_eq!(config.attendance.chronic_min_days_enrolled, 31);
 //! ```
 
+mod alert_rules;
 mod calendar;
 mod params;
 mod streams;
 mod walker;
 
+pub use alert_rules::*;
 pub use calendar::Calendar;
 pub use params::*;
 pub use streams::*;
@@ -72,6 +74,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[sources.TOPIC]`: topics whose records are mapped onto a canonical type.
     pub sources: Vec<SourceMapping>,
+    /// `[[rules]]`: the early-warning alert rules (the defaults of
+    /// [`DEFAULT_RULES_TOML`] when the file has no `rules` key; `rules = []` for none).
+    pub rules: Vec<AlertRule>,
 }
 
 /// The configuration `wholechild demo` runs on: `config/example.toml`, embedded.

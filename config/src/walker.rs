@@ -1,5 +1,6 @@
 //! Stage two of parsing: walk the TOML tree, check every key, collect every problem.
 
+use crate::alert_rules::*;
 use crate::calendar::Calendar;
 use crate::params::*;
 use crate::streams::*;
@@ -242,7 +243,7 @@ pub(crate) fn parse_config(source: &str) -> Result<Config, ConfigError> {
     walker.refuse_unknown(
         root,
         "",
-        &["calendar", "attendance", "flags", "sections", "sla", "kafka", "metrics", "sources"],
+        &["calendar", "attendance", "flags", "sections", "sla", "kafka", "metrics", "sources", "rules"],
     );
     let calendar = read_calendar(&mut walker, root);
     let attendance = read_attendance(&mut walker, root);
@@ -252,9 +253,13 @@ pub(crate) fn parse_config(source: &str) -> Result<Config, ConfigError> {
     let kafka = read_kafka(&mut walker, root);
     let metrics = read_metrics(&mut walker, root);
     let sources = read_sources(&mut walker, root, kafka.as_ref());
+    let rules = match root.get("rules") {
+        Some(item) => read_rules(&mut walker, item),
+        None => default_rules(),
+    };
     match calendar {
         Some(calendar) if walker.problems.is_empty() => {
-            Ok(Config { calendar, attendance, flags, sections, sla, kafka, metrics, sources })
+            Ok(Config { calendar, attendance, flags, sections, sla, kafka, metrics, sources, rules })
         }
         _ => Err(ConfigError { problems: walker.problems }),
     }
@@ -603,6 +608,122 @@ fn read_source(
     Some(SourceMapping { topic: topic.to_string(), record_type, source: source?, fields })
 }
 
+/// The rules of [`DEFAULT_RULES_TOML`], for a configuration without a `rules` key.
+pub(crate) fn default_rules() -> Vec<AlertRule> {
+    let document = ImDocument::parse(DEFAULT_RULES_TOML).expect("the default rules are TOML");
+    let mut walker = Walker { source: DEFAULT_RULES_TOML, problems: Vec::new() };
+    let rules = read_rules(&mut walker, document.as_table().get("rules").expect("rules"));
+    assert!(walker.problems.is_empty(), "the default rules are valid: {:?}", walker.problems);
+    rules
+}
+
+/// `[[rules]]` (or `rules = []`, no rules at all).
+fn read_rules(walker: &mut Walker, item: &Item) -> Vec<AlertRule> {
+    let tables: Vec<&dyn TableLike> = match (item.as_array_of_tables(), item.as_array()) {
+        (Some(tables), _) => tables.iter().map(|table| table as &dyn TableLike).collect(),
+        (None, Some(array)) if array.is_empty() => Vec::new(),
+        _ => {
+            walker.problem(item.span(), "rules", "expected [[rules]] tables (or `rules = []` for none)");
+            return Vec::new();
+        }
+    };
+    let mut rules: Vec<AlertRule> = Vec::new();
+    let mut ids = BTreeSet::new();
+    for (index, table) in tables.into_iter().enumerate() {
+        let path = format!("rules[{index}]");
+        let span = table.iter().next().and_then(|(key, _)| table.key(key)).and_then(|key| key.span());
+        let rule = read_rule(walker, table, span.clone(), &path);
+        if let Some(item) = table.get("id") {
+            if let Some(id) = item.as_str() {
+                if !ids.insert(id.to_string()) {
+                    walker.problem(item.span(), &format!("{path}.id"), format!("`{id}` is the id of an earlier rule"));
+                    continue;
+                }
+            }
+        }
+        rules.extend(rule);
+    }
+    rules
+}
+
+fn read_rule(walker: &mut Walker, table: &dyn TableLike, span: Span, path: &str) -> Option<AlertRule> {
+    walker.refuse_unknown(
+        table,
+        path,
+        &["id", "on", "description", "condition", "for_days", "exit", "severity", "recipient"],
+    );
+    let id = walker.required_string(table, span.clone(), path, "id").filter(|id| {
+        let valid = id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            let span = table.get("id").and_then(|item| item.span());
+            walker.problem(span, &join(path, "id"), "use lowercase letters, digits and `_` only");
+        }
+        valid
+    });
+    let entity = match walker.string(table, path, "on").as_deref() {
+        None | Some("student") => Some(RuleEntity::Student),
+        Some(_) => {
+            let span = table.get("on").and_then(|item| item.span());
+            let message = "only `student` rules are supported so far (school and section rules are not yet)";
+            walker.problem(span, &join(path, "on"), message);
+            None
+        }
+    };
+    let description = walker.string(table, path, "description").unwrap_or_default();
+    let condition = walker.required_string(table, span.clone(), path, "condition");
+    let condition = condition.and_then(|source| rule_expression(walker, table, path, "condition", &source));
+    // Outer `None`: the exit condition was refused; inner `None`: there is none.
+    let exit = match walker.string(table, path, "exit") {
+        Some(source) => rule_expression(walker, table, path, "exit", &source).map(Some),
+        None => Some(None),
+    };
+    let for_days = walker.integer(table, path, "for_days", 0, 0);
+    let severity = match walker.string(table, path, "severity") {
+        None => Some(Severity::Warning),
+        Some(name) => Severity::parse(&name).or_else(|| {
+            let span = table.get("severity").and_then(|item| item.span());
+            walker.problem(span, &join(path, "severity"), format!("expected one of: {}", Severity::NAMES.join(", ")));
+            None
+        }),
+    };
+    let recipient = match walker.string(table, path, "recipient").as_deref() {
+        None | Some("counselor") => Some(RecipientRole::Counselor),
+        Some(_) => {
+            let span = table.get("recipient").and_then(|item| item.span());
+            walker.problem(span, &join(path, "recipient"), "a student rule goes to the `counselor`");
+            None
+        }
+    };
+    Some(AlertRule {
+        id: id?,
+        entity: entity?,
+        description,
+        condition: condition?,
+        for_days,
+        exit: exit?,
+        severity: severity?,
+        recipient: recipient?,
+    })
+}
+
+/// Compiles one CEL expression of a rule, reporting its problem at the value's line.
+fn rule_expression(
+    walker: &mut Walker,
+    table: &dyn TableLike,
+    path: &str,
+    key: &str,
+    source: &str,
+) -> Option<RuleExpression> {
+    match compile_expression(source) {
+        Ok(expression) => Some(expression),
+        Err(message) => {
+            let span = table.get(key).and_then(|item| item.span());
+            walker.problem(span, &join(path, key), message);
+            None
+        }
+    }
+}
+
 fn fields_table_span(table: &dyn TableLike) -> Span {
     table.get("fields").and_then(|item| item.span())
 }
@@ -786,6 +907,48 @@ mod stream_tests {
             ],
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_example_file_ships_the_default_rules() {
+        let example = parse_config(include_str!("../example.toml")).unwrap();
+        let ids: Vec<&str> = example.rules.iter().map(|rule| rule.id.as_str()).collect();
+        assert_eq!(ids, ["tier_3", "chronically_absent", "suspension", "vulnerable_absences", "health_visits"]);
+        let defaults = parse_config(CALENDAR).unwrap().rules;
+        let sources = |rules: &[AlertRule]| -> Vec<(String, Option<String>, u32)> {
+            rules
+                .iter()
+                .map(|r| (r.condition.source.clone(), r.exit.as_ref().map(|e| e.source.clone()), r.for_days))
+                .collect()
+        };
+        assert_eq!(sources(&example.rules), sources(&defaults));
+        assert!(parse_config(&format!("rules = []\n{CALENDAR}")).unwrap().rules.is_empty());
+    }
+
+    #[test]
+    fn rule_problems_are_all_reported_with_their_lines() {
+        let text = format!(
+            "{CALENDAR}[[rules]]\nid = \"a\"\ncondition = \"gpa < 2.0\"\n[[rules]]\nid = \"b\"\ncondition = \"tier > 'x'\"\nseverity = \"loud\"\n[[rules]]\nid = \"a\"\ncondition = \"tier == 3\"\n[[rules]]\nid = \"c\"\non = \"school\"\ncondition = \"tier == 3\"\nexit = \"tier +\"\ncolour = 1\n"
+        );
+        let error = parse_config(&text).unwrap_err();
+        let found: Vec<(Option<usize>, &str)> =
+            error.problems.iter().map(|problem| (problem.line, problem.key.as_str())).collect();
+        let base = CALENDAR.lines().count();
+        assert_eq!(
+            found,
+            [
+                (Some(base + 3), "rules[0].condition"),
+                (Some(base + 6), "rules[1].condition"),
+                (Some(base + 7), "rules[1].severity"),
+                (Some(base + 9), "rules[2].id"),
+                (Some(base + 16), "rules[3].colour"),
+                (Some(base + 13), "rules[3].on"),
+                (Some(base + 15), "rules[3].exit"),
+            ],
+            "{error}"
+        );
+        assert!(error.problems[0].message.contains("unknown indicator(s) gpa"), "{error}");
+        assert!(error.problems[1].message.starts_with("type error"), "{error}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Pure rule semantics: the early-warning (ABC) flags and the tier of `metrics.md`,
-//! as functions of a student's indicator values and the configured thresholds. The
-//! dataflows call these; the alert rules of later work build on the same crate.
+//! as functions of a student's indicator values and the configured thresholds, and the
+//! alert rules of `[[rules]]` at run time ([`alerting`]). The dataflows call these.
 //!
 //! ```
 //! let flags = config::FlagParams::default();
@@ -8,6 +8,8 @@
 //! assert!(rules::attendance_flag(&flags, 60, 9));
 //! assert_eq!(rules::tier(true, false, true), 3);
 //! ```
+
+pub mod alerting;
 
 use config::FlagParams;
 
