@@ -69,7 +69,7 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
     dataflows::run(options.workers, params, move |engine| -> Result<RunSummary> {
         let mut source = KafkaSource::connect(&kafka, &sources, metrics)?;
         let ends = match options.exit_when_caught_up {
-            true => Some(source.end_offsets(&kafka.topics, Duration::from_secs(30))?),
+            true => Some(ingest::kafka::end_offsets(&kafka, &kafka.topics, Duration::from_secs(30))?),
             false => None,
         };
         if let Some(ends) = &ends {
@@ -87,6 +87,12 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
         let mut last_publish = Instant::now();
         loop {
             if stop.load(Ordering::SeqCst) {
+                // Records the reader has already handed over are applied (and committed)
+                // before stopping; the rest are read again at the next start.
+                source.poll(Duration::ZERO, usize::MAX, |decoded, origin| {
+                    applied.note(&origin);
+                    feeder.feed(engine, decoded, &driver_options, &mut log)
+                })?;
                 eprintln!("stopping: signal received");
                 break;
             }
@@ -95,9 +101,7 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
                 feeder.move_clock(engine, today, &driver_options, &mut log)?;
             }
             let read = source.poll(Duration::from_millis(100), 50_000, |decoded, origin| {
-                if let Some(timestamp) = origin.timestamp_ms {
-                    applied.push(origin.topic, timestamp);
-                }
+                applied.note(&origin);
                 feeder.feed(engine, decoded, &driver_options, &mut log)
             })?;
             if last_publish.elapsed() >= options.publish_every || (read == 0 && !applied.is_empty()) {
@@ -155,10 +159,12 @@ struct Applied {
 }
 
 impl Applied {
-    fn push(&mut self, topic: &str, timestamp_ms: i64) {
-        match self.by_topic.iter_mut().find(|(known, _)| known == topic) {
+    /// Notes a record about to be applied (one without a timestamp is not timed).
+    fn note(&mut self, origin: &ingest::kafka::Origin<'_>) {
+        let Some(timestamp_ms) = origin.timestamp_ms else { return };
+        match self.by_topic.iter_mut().find(|(known, _)| known == origin.topic) {
             Some((_, timestamps)) => timestamps.push(timestamp_ms),
-            None => self.by_topic.push((topic.to_string(), vec![timestamp_ms])),
+            None => self.by_topic.push((origin.topic.to_string(), vec![timestamp_ms])),
         }
     }
 

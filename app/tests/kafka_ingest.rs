@@ -277,17 +277,18 @@ fn split(dir: &Path, events: &Path, parts: usize) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Waits until the running engine has consumed at least `count` records.
-fn wait_until_consumed(running: &Running, url: &str, count: f64, timeout: Duration) {
+/// Waits until the running engine has applied at least `count` records (their effects
+/// are in every output: the effect-latency histogram counts them then).
+fn wait_until_applied(running: &Running, url: &str, count: f64, timeout: Duration) {
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        let consumed = metric_sum(&scrape(url), "wholechild_records_consumed_total", "topic=\"canonical\"");
-        if consumed >= count {
+        let applied = metric_sum(&scrape(url), "wholechild_record_effect_latency_seconds_count", "topic=\"canonical\"");
+        if applied >= count {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "consumed {consumed} of {count}; stderr: {:#?}",
+            "applied {applied} of {count}; stderr: {:#?}",
             running.stderr.lock().unwrap()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -326,13 +327,13 @@ fn after_kill_9_at_several_points_a_restarted_engine_equals_an_uninterrupted_rep
     let mut total = produce(&parts[0]);
     let first = Running::start(&live);
     let url = first.metrics_url();
-    wait_until_consumed(&first, &url, total as f64 / 2.0, Duration::from_secs(60));
+    wait_until_applied(&first, &url, total as f64 / 2.0, Duration::from_secs(60));
     first.kill_9();
     // 2. Killed while the second third is being published, soon after it started.
     let second = Running::start(&live);
     let url = second.metrics_url();
     total += produce(&parts[1]);
-    wait_until_consumed(&second, &url, total as f64 * 0.75, Duration::from_secs(60));
+    wait_until_applied(&second, &url, total as f64 * 0.75, Duration::from_secs(60));
     second.kill_9();
     // 3. Killed before it could read anything.
     let third = Running::start(&live);
@@ -342,7 +343,7 @@ fn after_kill_9_at_several_points_a_restarted_engine_equals_an_uninterrupted_rep
     total += produce(&parts[2]);
     let last = Running::start(&live);
     let url = last.metrics_url();
-    wait_until_consumed(&last, &url, total as f64, Duration::from_secs(120));
+    wait_until_applied(&last, &url, total as f64, Duration::from_secs(120));
     let log = last.terminate();
     assert!(log.contains("wrote"), "{log}");
     assert_same_outputs(&replay_out, &out);
@@ -382,7 +383,7 @@ fn a_rebalance_between_two_engines_in_one_group_loses_and_doubles_nothing() {
     let first = Running::start(&[&live[..], &["--out", first_out.to_str().unwrap()]].concat());
     let url = first.metrics_url();
     let mut total = produce(&parts[0]);
-    wait_until_consumed(&first, &url, total as f64, Duration::from_secs(60));
+    wait_until_applied(&first, &url, total as f64, Duration::from_secs(60));
 
     // A second engine joins the group: the partitions are split between the two, and the
     // second part of the stream is read by both, each its own partitions.
@@ -401,7 +402,7 @@ fn a_rebalance_between_two_engines_in_one_group_loses_and_doubles_nothing() {
     // It leaves: the first gets its partitions back and resumes each where it had stopped.
     second.terminate();
     first.wait_for_lines(2, Duration::from_secs(60), |line| line.starts_with("kafka: assigned 4 partition"));
-    wait_until_consumed(&first, &url, total as f64, Duration::from_secs(60));
+    wait_until_applied(&first, &url, total as f64, Duration::from_secs(60));
     let log = first.terminate();
     assert!(log.contains("wrote"), "{log}");
     assert_same_outputs(&replay_out, &first_out);

@@ -2,8 +2,9 @@
 //! dead-letter topic, and canonical records published by `wholechild produce`.
 //!
 //! Design (see ARCHITECTURE.md, "Kafka"):
-//! - A `BaseConsumer` in a consumer group, polled without blocking the timely worker for
-//!   long (`BaseConsumer` is several times faster than `StreamConsumer` on small
+//! - A `BaseConsumer` in a consumer group, polled on a reader thread of its own, which
+//!   also decodes and dead-letters, and hands the timely worker batches of decoded
+//!   records (`BaseConsumer` is several times faster than `StreamConsumer` on small
 //!   messages; `shared/design/performance-notes.md`).
 //! - State is rebuilt from the topics: a partition this process has not read before is
 //!   read from its beginning; one it read before (and lost in a rebalance) resumes where
@@ -34,6 +35,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -233,22 +235,55 @@ pub struct Origin<'a> {
     pub timestamp_ms: Option<i64>,
 }
 
+/// A decoded record and where it came from (the topic as an index into `topics`).
+struct ReadRecord {
+    decoded: Decoded,
+    topic: u16,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+}
+
+/// What the engine asks of the reader thread.
+enum Command {
+    /// Flush the dead letters, then commit these next offsets (of partitions still
+    /// assigned); `reply` says how it went.
+    Commit {
+        positions: Vec<(Partition, i64)>,
+        mode: CommitMode,
+        reply: Option<SyncSender<Result<(), KafkaSourceError>>>,
+    },
+    /// Leave the group and end the thread.
+    Stop,
+}
+
+/// Records read per batch handed from the reader thread to the engine.
+const BATCH_RECORDS: usize = 8192;
+/// Batches in flight between them (bounds the memory a fast broker can fill).
+const BATCHES_IN_FLIGHT: usize = 16;
+
 /// The district's topics, consumed in a group, with dead letters set aside.
+///
+/// A reader thread owns the consumer: it polls, decodes (or maps) each message, sends
+/// the ones that cannot be used to the dead-letter topic, and hands batches of decoded
+/// records to the engine, so that polling and decoding overlap the dataflow's work. The
+/// engine applies them in order, and asks the thread to commit the offsets of what it
+/// has applied (`commit_applied`).
 pub struct KafkaSource {
-    consumer: BaseConsumer<SourceContext>,
+    batches: Receiver<Vec<ReadRecord>>,
+    commands: SyncSender<Command>,
+    reader: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Mutex<Shared>>,
-    mappings: HashMap<String, SourceMapping>,
-    dead_letters: DeadLetters,
-    /// Offsets below which this partition's dead letters were already sent (the
-    /// group's committed offset when this process first got the partition).
-    dead_letter_floor: HashMap<Partition, i64>,
+    /// Topic names by index.
+    topics: Vec<String>,
+    /// Per (topic index, partition), the offset after the last record the engine applied
+    /// (a short list: a search beats a map's hashing of topic names for every record).
+    applied: Vec<((u16, i32), i64)>,
     metrics: SourceMetrics,
-    /// Set when a dead letter was not accepted: no offset is committed after that.
-    commits_stopped: bool,
 }
 
 impl KafkaSource {
-    /// Connects and subscribes to `[kafka].topics`.
+    /// Connects, subscribes to `[kafka].topics` and starts reading.
     pub fn connect(
         kafka: &KafkaConfig,
         mappings: &[SourceMapping],
@@ -264,8 +299,7 @@ impl KafkaSource {
             ("fetch.wait.max.ms", "50"),
             ("max.partition.fetch.bytes", "4194304"),
             // librdkafka's default prefetch (100,000 messages) leaves the engine waiting on
-            // fetches in a backfill: 150k records/s against 460k with a million queued
-            // (BENCHMARKS.md, "Kafka ingest").
+            // fetches in a backfill (BENCHMARKS.md, "Kafka ingest").
             ("queued.min.messages", "1000000"),
             ("queued.max.messages.kbytes", "262144"),
             ("partition.assignment.strategy", "roundrobin"),
@@ -278,63 +312,243 @@ impl KafkaSource {
         let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(client_error("subscribing to kafka.topics"))?;
         let dead_letters = DeadLetters::connect(kafka, metrics.clone())?;
-        Ok(KafkaSource {
+        let reader = Reader {
             consumer,
-            shared,
+            shared: shared.clone(),
+            topics: kafka.topics.clone(),
             mappings: mappings.iter().map(|mapping| (mapping.topic.clone(), mapping.clone())).collect(),
             dead_letters,
             dead_letter_floor: HashMap::new(),
-            metrics,
+            metrics: metrics.clone(),
             commits_stopped: false,
+        };
+        let (batch_sender, batches) = sync_channel(BATCHES_IN_FLIGHT);
+        let (commands, command_receiver) = sync_channel(64);
+        let handle = std::thread::Builder::new()
+            .name(String::from("kafka-reader"))
+            .spawn(move || reader.run(batch_sender, command_receiver))
+            .expect("starting the Kafka reader thread");
+        Ok(KafkaSource {
+            batches,
+            commands,
+            reader: Some(handle),
+            shared,
+            topics: kafka.topics.clone(),
+            applied: Vec::new(),
+            metrics,
         })
     }
 
-    /// The end offset of every partition of `topics`, as of now (what a backfill must reach).
-    pub fn end_offsets(
-        &self,
-        topics: &[String],
-        timeout: Duration,
-    ) -> Result<BTreeMap<Partition, i64>, KafkaSourceError> {
-        let mut ends = BTreeMap::new();
-        for topic in topics {
-            let metadata =
-                self.consumer.fetch_metadata(Some(topic), timeout).map_err(client_error("reading topic metadata"))?;
-            for topic_metadata in metadata.topics() {
-                for partition in topic_metadata.partitions() {
-                    let (_, high) = self
-                        .consumer
-                        .fetch_watermarks(topic, partition.id(), timeout)
-                        .map_err(client_error("reading end offsets"))?;
-                    ends.insert((topic.clone(), partition.id()), high);
-                }
-            }
-        }
-        Ok(ends)
-    }
-
-    /// Whether this process has read every partition up to `ends`.
+    /// Whether the engine has applied every partition up to `ends`.
     pub fn reached(&self, ends: &BTreeMap<Partition, i64>) -> bool {
-        let shared = self.shared.lock().expect("consumer state");
-        ends.iter()
-            .all(|(partition, &end)| end <= 0 || shared.positions.get(partition).is_some_and(|&next| next >= end))
+        ends.iter().all(|((topic, partition), &end)| {
+            let applied =
+                self.applied.iter().find(|&&((t, p), _)| p == *partition && self.topics[t as usize] == *topic);
+            end <= 0 || applied.is_some_and(|&(_, next)| next >= end)
+        })
     }
 
-    /// Polls up to `max` messages, waiting at most `timeout` for the first; hands each
-    /// decoded record (or rejection, already dead-lettered) to `apply`, in partition
-    /// order. Returns how many messages were read.
+    /// Takes batches of decoded records (or rejections, already dead-lettered) from the
+    /// reader, waiting at most `timeout` for the first, until `max` records or none are
+    /// waiting, and hands each to `apply`, in partition order. Returns how many it applied.
     pub fn poll<E>(
         &mut self,
         timeout: Duration,
         max: usize,
         mut apply: impl FnMut(Decoded, Origin<'_>) -> Result<(), E>,
     ) -> Result<usize, E> {
-        let mut read = 0;
+        let mut applied = 0;
+        while applied < max {
+            let batch = if applied == 0 {
+                match self.batches.recv_timeout(timeout) {
+                    Ok(batch) => batch,
+                    Err(_) => break,
+                }
+            } else {
+                match self.batches.try_recv() {
+                    Ok(batch) => batch,
+                    Err(_) => break,
+                }
+            };
+            for record in batch {
+                let topic = &self.topics[record.topic as usize];
+                let origin = Origin {
+                    topic,
+                    partition: record.partition,
+                    offset: record.offset,
+                    timestamp_ms: record.timestamp_ms,
+                };
+                let key = (record.topic, record.partition);
+                match self.applied.iter_mut().find(|(known, _)| *known == key) {
+                    Some((_, next)) => *next = record.offset + 1,
+                    None => self.applied.push((key, record.offset + 1)),
+                }
+                applied += 1;
+                apply(record.decoded, origin)?;
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Commits, for every partition assigned now, the offset after the last record
+    /// applied: call only once the records' effects are in the dataflows. The reader
+    /// flushes the dead letters first, so no committed offset passes an unsent dead
+    /// letter. `CommitMode::Sync` waits for the outcome.
+    pub fn commit_applied(&mut self, mode: CommitMode) -> Result<(), KafkaSourceError> {
+        let positions: Vec<(Partition, i64)> = self
+            .applied
+            .iter()
+            .map(|&((topic, partition), next)| ((self.topics[topic as usize].clone(), partition), next))
+            .collect();
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let (reply, outcome) = match mode {
+            CommitMode::Sync => {
+                let (sender, receiver) = sync_channel(1);
+                (Some(sender), Some(receiver))
+            }
+            CommitMode::Async => (None, None),
+        };
+        if self.commands.send(Command::Commit { positions, mode, reply }).is_err() {
+            return Ok(()); // the reader has ended (its error is in the log)
+        }
+        match outcome.map(|receiver| receiver.recv()) {
+            Some(Ok(result)) => result,
+            _ => Ok(()),
+        }
+    }
+
+    /// Records effects: each applied record's latency from its Kafka timestamp to now.
+    pub fn observe_effects(&self, topic: &str, timestamps_ms: &mut Vec<i64>) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as i64);
+        let histogram = self.metrics.effect_latency.with_label_values(&[topic]);
+        for timestamp_ms in timestamps_ms.drain(..) {
+            histogram.observe((now - timestamp_ms).max(0) as f64 / 1000.0);
+        }
+    }
+
+    /// The partitions assigned to this process now.
+    pub fn assignment(&self) -> Vec<Partition> {
+        self.shared.lock().expect("consumer state").assigned.iter().cloned().collect()
+    }
+
+    /// Leaves the group cleanly (its partitions go to the other members at once).
+    pub fn close(mut self) {
+        let _ = self.commands.send(Command::Stop);
+        // Records still in flight are dropped unapplied (and uncommitted): the reader
+        // may be waiting to hand over a batch.
+        while let Some(handle) = self.reader.as_ref() {
+            if handle.is_finished() {
+                break;
+            }
+            let _ = self.batches.recv_timeout(Duration::from_millis(10));
+        }
+        if let Some(handle) = self.reader.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The end offset of every partition of `topics`, as of now (what a backfill must
+/// reach), read with a client of its own outside the group.
+pub fn end_offsets(
+    kafka: &KafkaConfig,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<BTreeMap<Partition, i64>, KafkaSourceError> {
+    let client: BaseConsumer = client_config(kafka, &[("group.id", kafka.group_id.as_str())])
+        .create()
+        .map_err(client_error("creating a client for end offsets"))?;
+    let mut ends = BTreeMap::new();
+    for topic in topics {
+        let metadata = client.fetch_metadata(Some(topic), timeout).map_err(client_error("reading topic metadata"))?;
+        for topic_metadata in metadata.topics() {
+            for partition in topic_metadata.partitions() {
+                let (_, high) = client
+                    .fetch_watermarks(topic, partition.id(), timeout)
+                    .map_err(client_error("reading end offsets"))?;
+                ends.insert((topic.clone(), partition.id()), high);
+            }
+        }
+    }
+    Ok(ends)
+}
+
+/// The reader thread's side: the consumer, decoding, dead letters and commits.
+struct Reader {
+    consumer: BaseConsumer<SourceContext>,
+    shared: Arc<Mutex<Shared>>,
+    topics: Vec<String>,
+    mappings: HashMap<String, SourceMapping>,
+    dead_letters: DeadLetters,
+    /// Offsets below which this partition's dead letters were already sent (the
+    /// group's committed offset when this process first got the partition).
+    dead_letter_floor: HashMap<Partition, i64>,
+    metrics: SourceMetrics,
+    /// Set when a dead letter was not accepted: no offset is committed after that.
+    commits_stopped: bool,
+}
+
+impl Reader {
+    fn run(mut self, batches: SyncSender<Vec<ReadRecord>>, commands: Receiver<Command>) {
+        loop {
+            if !self.handle_commands(&commands) {
+                break;
+            }
+            let mut batch = self.read_batch(Duration::from_millis(20), BATCH_RECORDS);
+            // Hand the batch over, still answering commands while the engine is busy.
+            while !batch.is_empty() {
+                match batches.try_send(batch) {
+                    Ok(()) => break,
+                    Err(TrySendError::Full(back)) => {
+                        batch = back;
+                        if !self.handle_commands(&commands) {
+                            return self.close();
+                        }
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    Err(TrySendError::Disconnected(_)) => return self.close(),
+                }
+            }
+        }
+        self.close()
+    }
+
+    /// Carries out waiting commands; false once told to stop (or orphaned).
+    fn handle_commands(&mut self, commands: &Receiver<Command>) -> bool {
+        loop {
+            match commands.try_recv() {
+                Ok(Command::Commit { positions, mode, reply }) => {
+                    let result = self.commit(&positions, mode);
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(result);
+                        }
+                        None => {
+                            if let Err(error) = result {
+                                eprintln!("kafka: error: {error}");
+                            }
+                        }
+                    }
+                }
+                Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return false,
+                Err(TryRecvError::Empty) => return true,
+            }
+        }
+    }
+
+    /// Reads up to `max` messages, waiting at most `timeout` for the first.
+    fn read_batch(&mut self, timeout: Duration, max: usize) -> Vec<ReadRecord> {
+        let mut records = Vec::new();
         // Per partition read in this batch: (topic, partition, consumed, rejected, next offset).
         // Positions reach the shared state at the end of the batch: a rebalance inside the
         // batch then resumes a partition a little early, which re-reads harmlessly.
-        let mut batch: Vec<(String, i32, u64, u64, i64)> = Vec::new();
-        while read < max {
-            let wait = if read == 0 { timeout } else { Duration::ZERO };
+        let mut counts: Vec<(u16, i32, u64, u64, i64)> = Vec::new();
+        while records.len() < max {
+            let wait = if records.is_empty() { timeout } else { Duration::ZERO };
             self.learn_new_assignments();
             let Some(result) = self.consumer.poll(wait) else {
                 break;
@@ -346,35 +560,34 @@ impl KafkaSource {
                     break;
                 }
             };
-            read += 1;
-            let origin = Origin {
-                topic: message.topic(),
-                partition: message.partition(),
-                offset: message.offset(),
-                timestamp_ms: message.timestamp().to_millis(),
-            };
-            let decoded = self.decode(message.key(), message.payload(), origin.topic, origin.offset);
-            let slot = match batch.iter().position(|(t, p, ..)| *p == origin.partition && t == origin.topic) {
+            let topic = self.topics.iter().position(|known| known == message.topic()).unwrap_or(0) as u16;
+            let (partition, offset) = (message.partition(), message.offset());
+            let decoded = self.decode(message.key(), message.payload(), message.topic(), offset);
+            let slot = match counts.iter().position(|&(t, p, ..)| t == topic && p == partition) {
                 Some(slot) => slot,
                 None => {
-                    batch.push((origin.topic.to_string(), origin.partition, 0, 0, 0));
-                    batch.len() - 1
+                    counts.push((topic, partition, 0, 0, 0));
+                    counts.len() - 1
                 }
             };
-            let entry = &mut batch[slot];
+            let entry = &mut counts[slot];
             entry.2 += 1;
-            entry.4 = origin.offset + 1;
+            entry.4 = offset + 1;
             if let Decoded::Rejected(rejected) = &decoded {
                 entry.3 += 1;
-                let floor = self.dead_letter_floor.get(&(entry.0.clone(), entry.1)).copied().unwrap_or(0);
-                if origin.offset >= floor {
+                let key = (message.topic().to_string(), partition);
+                let floor = self.dead_letter_floor.get(&key).copied().unwrap_or(0);
+                if offset >= floor {
+                    let origin = Origin { topic: message.topic(), partition, offset, timestamp_ms: None };
                     self.dead_letters.send(&origin, message.key(), message.payload(), &rejected.reason);
                 }
             }
-            apply(decoded, origin)?;
+            let timestamp_ms = message.timestamp().to_millis();
+            records.push(ReadRecord { decoded, topic, partition, offset, timestamp_ms });
         }
         let mut shared = self.shared.lock().expect("consumer state");
-        for (topic, partition, consumed, rejected, next) in batch {
+        for (topic, partition, consumed, rejected, next) in counts {
+            let topic = self.topics[topic as usize].clone();
             let labels = [topic.as_str(), &partition.to_string()];
             self.metrics.consumed.with_label_values(&labels).inc_by(consumed);
             if rejected > 0 {
@@ -382,7 +595,7 @@ impl KafkaSource {
             }
             shared.positions.insert((topic, partition), next);
         }
-        Ok(read)
+        records
     }
 
     /// For partitions assigned since the last look, reads the group's committed offset:
@@ -431,10 +644,8 @@ impl KafkaSource {
         }
     }
 
-    /// Commits, for every partition assigned now, the offset after the last record
-    /// applied: call only once the records' effects are in the dataflows. Dead letters
-    /// are flushed first, so no committed offset passes an unsent dead letter.
-    pub fn commit_applied(&mut self, mode: CommitMode) -> Result<(), KafkaSourceError> {
+    /// Commits `positions` for the partitions assigned now, after flushing dead letters.
+    fn commit(&mut self, positions: &[(Partition, i64)], mode: CommitMode) -> Result<(), KafkaSourceError> {
         if self.commits_stopped {
             return Ok(());
         }
@@ -448,9 +659,9 @@ impl KafkaSource {
         let list = {
             let shared = self.shared.lock().expect("consumer state");
             let mut list = TopicPartitionList::new();
-            for partition in &shared.assigned {
-                if let Some(&next) = shared.positions.get(partition) {
-                    let _ = list.add_partition_offset(&partition.0, partition.1, Offset::Offset(next));
+            for (partition, next) in positions {
+                if shared.assigned.contains(partition) {
+                    let _ = list.add_partition_offset(&partition.0, partition.1, Offset::Offset(*next));
                 }
             }
             list
@@ -469,24 +680,7 @@ impl KafkaSource {
         }
     }
 
-    /// Records effects: each applied record's latency from its Kafka timestamp to now.
-    pub fn observe_effects(&self, topic: &str, timestamps_ms: &mut Vec<i64>) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as i64);
-        let histogram = self.metrics.effect_latency.with_label_values(&[topic]);
-        for timestamp_ms in timestamps_ms.drain(..) {
-            histogram.observe((now - timestamp_ms).max(0) as f64 / 1000.0);
-        }
-    }
-
-    /// The partitions assigned to this process now.
-    pub fn assignment(&self) -> Vec<Partition> {
-        self.shared.lock().expect("consumer state").assigned.iter().cloned().collect()
-    }
-
-    /// Leaves the group cleanly (its partitions go to the other members at once).
-    pub fn close(self) {
+    fn close(self) {
         self.consumer.unsubscribe();
         let _ = self.dead_letters.producer.flush(Duration::from_secs(10));
     }
