@@ -1,6 +1,7 @@
 //! The `wholechild` application: the commands (`replay`, `generate`, `demo`, `run`, `produce`) over the
 //! library crates, and the driver they share. `main.rs` only parses arguments.
 
+pub mod alert_log;
 pub mod demo;
 pub mod driver;
 pub mod generate;

@@ -39,6 +39,10 @@ enum Command {
         /// Threads decoding JSON.
         #[arg(long, default_value_t = 2)]
         decode_threads: usize,
+        /// Backtest the alert rules: write OUT/alerts.ndjson (every alert fired, resolved,
+        /// withdrawn or rerouted, by day, with its evidence) and OUT/alert_load.ndjson.
+        #[arg(long)]
+        alerts: bool,
     },
     /// Write a synthetic district year as canonical NDJSON events.
     Generate {
@@ -111,7 +115,7 @@ fn parse_day(text: &str) -> Result<Day, String> {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Replay { config, events, out, as_of, daily, workers, decode_threads } => {
+        Command::Replay { config, events, out, as_of, daily, workers, decode_threads, alerts } => {
             let config = load_config(Some(&config))?;
             let summary = replay::replay(replay::ReplayOptions {
                 config,
@@ -121,7 +125,11 @@ fn main() -> Result<()> {
                 daily,
                 workers,
                 decode_threads,
+                alerts,
             })?;
+            if let Some(changes) = summary.alert_changes {
+                eprintln!("alert backtest: {changes} alert changes written to alerts.ndjson");
+            }
             eprintln!(
                 "replayed {} records ({} corrections, {} withdrawals), rejected {} lines; {} students, {} schools as of {}; wrote {}",
                 summary.records,

@@ -1,5 +1,6 @@
 //! `wholechild replay`: a file of events through the live dataflows, figures to files.
 
+use crate::alert_log::AlertLog;
 use crate::driver::{drive, DayStats, DriverOptions, Observer};
 use crate::output::{rejected_json, rollup_json, school_json, school_tables, student_json, write_lines, SchoolTables};
 use anyhow::{Context, Result};
@@ -19,6 +20,8 @@ pub struct ReplayOptions {
     pub daily: bool,
     pub workers: usize,
     pub decode_threads: usize,
+    /// Backtest the configuration's alert rules: write `alerts.ndjson` and `alert_load.ndjson`.
+    pub alerts: bool,
 }
 
 /// What a replay did, for the closing message.
@@ -31,6 +34,8 @@ pub struct ReplaySummary {
     pub students: usize,
     pub schools: usize,
     pub as_of: Day,
+    /// Alert changes written, with `alerts`.
+    pub alert_changes: Option<u64>,
 }
 
 pub fn replay(options: ReplayOptions) -> Result<ReplaySummary> {
@@ -42,13 +47,17 @@ pub fn replay(options: ReplayOptions) -> Result<ReplaySummary> {
         let file = File::open(&options.events).with_context(|| format!("opening {}", options.events.display()))?;
         Box::new(ingest::read_ndjson(file, options.decode_threads))
     };
-    let params = EngineParams::from_config(&options.config);
+    let params = match options.alerts {
+        true => EngineParams::with_alerts(&options.config),
+        false => EngineParams::from_config(&options.config),
+    };
     let driver_options = DriverOptions::following_input(options.daily, options.as_of, options.decode_threads);
     let out = options.out.clone();
+    let alert_rules = options.alerts.then(|| options.config.rules.clone());
     dataflows::run(options.workers, params, move |engine| -> Result<ReplaySummary> {
-        let mut observer = ReplayFiles::create(&out, driver_options.daily)?;
+        let mut observer = ReplayFiles::create(&out, driver_options.daily, alert_rules.as_deref())?;
         let driven = drive(engine, blocks, &driver_options, &mut observer)?;
-        observer.finish()?;
+        let alert_changes = observer.finish(engine, &driven.names, &out)?;
         write_final(engine, &driven.names, &out).map(|(students, schools)| ReplaySummary {
             records: driven.stats.records,
             rejected: driven.rejected,
@@ -57,6 +66,7 @@ pub fn replay(options: ReplayOptions) -> Result<ReplaySummary> {
             students,
             schools,
             as_of: driven.as_of,
+            alert_changes,
         })
     })
     .map_err(anyhow::Error::msg)?
@@ -89,11 +99,12 @@ fn current_tables(engine: &Engine, names: &Names) -> SchoolTables {
     school_tables(names, &counts, &directory)
 }
 
-/// The files a replay writes while it runs: rejected lines and, with `--daily`, each
-/// instructional day's changed rows.
+/// The files a replay writes while it runs: rejected lines, with `--daily` each
+/// instructional day's changed rows, and with `--alerts` each day's alert changes.
 struct ReplayFiles {
     rejected: BufWriter<File>,
     daily: Option<DailyFiles>,
+    alerts: Option<AlertLog>,
 }
 
 struct DailyFiles {
@@ -105,7 +116,7 @@ struct DailyFiles {
 }
 
 impl ReplayFiles {
-    fn create(out: &Path, daily: bool) -> Result<ReplayFiles> {
+    fn create(out: &Path, daily: bool, alert_rules: Option<&[config::AlertRule]>) -> Result<ReplayFiles> {
         let create = |name: &str| -> Result<BufWriter<File>> {
             let path = out.join(name);
             Ok(BufWriter::new(File::create(&path).with_context(|| format!("creating {}", path.display()))?))
@@ -122,17 +133,25 @@ impl ReplayFiles {
         } else {
             None
         };
-        Ok(ReplayFiles { rejected: create("rejected.ndjson")?, daily })
+        let alerts = alert_rules.map(|rules| AlertLog::create(out, rules)).transpose()?;
+        Ok(ReplayFiles { rejected: create("rejected.ndjson")?, daily, alerts })
     }
 
-    fn finish(mut self) -> Result<()> {
+    /// Flushes the files; writes the final epoch's alert changes and the alert load.
+    fn finish(mut self, engine: &mut Engine, names: &Names, out: &Path) -> Result<Option<u64>> {
         self.rejected.flush()?;
         if let Some(daily) = &mut self.daily {
             daily.students.flush()?;
             daily.schools.flush()?;
             daily.rollups.flush()?;
         }
-        Ok(())
+        match self.alerts {
+            Some(mut alerts) => {
+                alerts.write(names, engine.take_alert_changes())?;
+                Ok(Some(alerts.finish(out)?))
+            }
+            None => Ok(None),
+        }
     }
 }
 
@@ -143,6 +162,9 @@ impl Observer for ReplayFiles {
     }
 
     fn day_closed(&mut self, engine: &mut Engine, names: &Names, day: Day, _stats: &DayStats) -> Result<()> {
+        if let Some(alerts) = &mut self.alerts {
+            alerts.write(names, engine.take_alert_changes())?;
+        }
         let Some(daily) = &mut self.daily else {
             return Ok(());
         };

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::broker::*;
+use support::cli::{scratch, wholechild};
 
 const OUTPUTS: [&str; 3] = ["students.ndjson", "schools.ndjson", "rollups.ndjson"];
 

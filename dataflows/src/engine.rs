@@ -17,10 +17,11 @@
 //! assert_eq!((row.days_enrolled, row.days_absent), (3, 1));
 //! ```
 
+use crate::alerting::AlertSink;
 use crate::evaluate::{Category, StudentParams};
 use crate::rollups::{rollup_counts, RollupKey};
 use crate::student_operator::{student_indicators, ClockTick, RowSink, Snapshot};
-use config::{Calendar, Config, SectionParams};
+use config::{AlertRule, Calendar, Config, SectionParams};
 use differential_dataflow::input::{Input, InputSession};
 use model::{Day, Fact, SchoolInfo, StudentFact, StudentRow, Subject, Sym};
 use rustc_hash::FxHashMap;
@@ -35,15 +36,24 @@ pub struct EngineParams {
     pub calendar: Arc<Calendar>,
     pub student: Arc<StudentParams>,
     pub sections: Arc<SectionParams>,
+    /// The alert rules evaluated on every student row (none unless asked for).
+    pub alert_rules: Arc<Vec<AlertRule>>,
 }
 
 impl EngineParams {
+    /// The indicators of `config`, without alerts.
     pub fn from_config(config: &Config) -> EngineParams {
         EngineParams {
             calendar: Arc::new(config.calendar.clone()),
             student: Arc::new(StudentParams { attendance: config.attendance.clone(), flags: config.flags.clone() }),
             sections: Arc::new(config.sections.clone()),
+            alert_rules: Arc::new(Vec::new()),
         }
+    }
+
+    /// The same, with `config`'s alert rules evaluated too.
+    pub fn with_alerts(config: &Config) -> EngineParams {
+        EngineParams { alert_rules: Arc::new(config.rules.clone()), ..EngineParams::from_config(config) }
     }
 }
 
@@ -56,6 +66,7 @@ pub type DirectorySink = Arc<Mutex<FxHashMap<(Sym, SchoolInfo), i64>>>;
 #[derive(Clone, Default)]
 pub struct Outputs {
     pub rows: RowSink,
+    pub alerts: AlertSink,
     pub counts: CountSink,
     pub directory: DirectorySink,
 }
@@ -125,6 +136,14 @@ impl Engine<'_> {
         std::mem::take(&mut *self.outputs.rows.lock().expect("row sink"))
     }
 
+    /// Takes the alert changes reported so far, in a fixed order (epoch, rule, student,
+    /// change), whatever the worker count.
+    pub fn take_alert_changes(&mut self) -> Vec<model::StudentAlertChange> {
+        let mut changes = std::mem::take(&mut *self.outputs.alerts.lock().expect("alert sink"));
+        changes.sort_by_key(|change| (change.epoch, change.rule, change.student, change.kind));
+        changes
+    }
+
     pub fn outputs(&self) -> &Outputs {
         &self.outputs
     }
@@ -176,7 +195,9 @@ fn build(worker: &mut Worker, params: &EngineParams, outputs: &Outputs) -> Input
             clock.broadcast(),
             params.calendar.clone(),
             params.student.clone(),
+            params.alert_rules.clone(),
             outputs.rows.clone(),
+            outputs.alerts.clone(),
         );
         let counts = rollup_counts(contributions, schools.clone(), sections, params.sections.clone());
         let probe = ProbeHandle::new();

@@ -6,6 +6,7 @@
 //! counts; differential joins and sums those into school and rollup counts
 //! ([`rollups`]). [`run`] builds it all on N workers and hands worker 0 an [`Engine`].
 
+pub mod alerting;
 pub mod engine;
 pub mod evaluate;
 pub mod indicators;
@@ -13,6 +14,7 @@ pub mod rollups;
 pub mod student_operator;
 pub mod student_state;
 
+pub use alerting::AlertSink;
 pub use engine::{run, CountSink, DirectorySink, Engine, EngineParams, Outputs};
 pub use evaluate::{Category, StudentParams};
 pub use rollups::RollupKey;

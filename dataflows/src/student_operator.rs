@@ -11,12 +11,14 @@
 //! Only changes of (school, category) pairs leave the operator, so the differential
 //! rollups downstream see a handful of updates per student per year.
 
+use crate::alerting::{AlertSink, StudentRules};
 use crate::evaluate::{evaluate, Category, Contributions, EvaluationCache, StudentParams};
 use crate::indicators::AsOf;
 use crate::student_state::StudentState;
-use config::Calendar;
+use config::{AlertRule, Calendar};
 use differential_dataflow::{AsCollection, VecCollection};
 use model::{Day, Interner, StudentFact, StudentRow, Sym};
+use rules::alerting::RuleState;
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
@@ -57,12 +59,14 @@ struct Slot {
     /// Hash of the row at the last snapshot (0: no row).
     row_hash: u64,
     dirty: bool,
+    /// Alert rules whose state for this student is not the default (held or open).
+    alerts: Vec<(u16, RuleState)>,
 }
 
 impl Slot {
     /// Nothing in force and nothing ever emitted: evaluating it would change nothing.
     fn is_idle(&self) -> bool {
-        self.state.is_empty() && self.contributions.is_empty() && self.row_hash == 0
+        self.state.is_empty() && self.contributions.is_empty() && self.row_hash == 0 && self.alerts.is_empty()
     }
 }
 
@@ -85,7 +89,9 @@ pub fn student_indicators<'s>(
     clock: StreamVec<'s, u64, ClockTick>,
     calendar: Arc<Calendar>,
     params: Arc<StudentParams>,
+    alert_rules: Arc<Vec<AlertRule>>,
     rows: RowSink,
+    alert_sink: AlertSink,
 ) -> VecCollection<'s, u64, (Sym, Category), isize> {
     let peers = facts.inner.scope().peers() as u32;
     let worker = facts.inner.scope().index() as u32;
@@ -94,6 +100,7 @@ pub fn student_indicators<'s>(
         .inner
         .binary_frontier(clock, exchange, Pipeline, "StudentIndicators", move |_capability, _info| {
             let mut students = Students::default();
+            let mut alert_rules = StudentRules::new(alert_rules);
             let mut next_epoch = 0u64;
             let mut pending_facts: BTreeMap<u64, Vec<(Sym, StudentFact, isize)>> = BTreeMap::new();
             let mut pending_ticks: BTreeMap<u64, (Capability<u64>, ClockTick)> = BTreeMap::new();
@@ -141,11 +148,26 @@ pub fn student_indicators<'s>(
                         Vec::new()
                     };
                     let with_row = tick.snapshot != Snapshot::None;
+                    // Alert rules read every evaluated student's row.
+                    let need_row = with_row || !alert_rules.is_empty();
+                    let mut alert_changes = Vec::new();
                     let mut evaluate_slot = |index: usize, slot: &mut Slot| {
                         let records_changed = std::mem::replace(&mut slot.dirty, false);
                         let student = Sym(index as u32 * peers + worker);
                         let evaluation =
-                            evaluate(student, &slot.state, &as_of, &params, with_row, &mut slot.cache, records_changed);
+                            evaluate(student, &slot.state, &as_of, &params, need_row, &mut slot.cache, records_changed);
+                        if !alert_rules.is_empty() {
+                            alert_rules.step_student(
+                                epoch,
+                                student,
+                                &slot.state,
+                                evaluation.row.as_ref(),
+                                &as_of,
+                                &params,
+                                &mut slot.alerts,
+                                &mut alert_changes,
+                            );
+                        }
                         if slot.contributions != evaluation.contributions {
                             contribution_changes(&slot.contributions, &evaluation.contributions, |pair, diff| {
                                 session.give((pair, epoch, diff))
@@ -174,6 +196,9 @@ pub fn student_indicators<'s>(
                         for index in std::mem::take(&mut students.dirty) {
                             evaluate_slot(index as usize, &mut students.slots[index as usize]);
                         }
+                    }
+                    if !alert_changes.is_empty() {
+                        alert_sink.lock().expect("alert sink").extend(alert_changes);
                     }
                     if !reported.is_empty() {
                         let mut sink = rows.lock().expect("row sink");

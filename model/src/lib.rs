@@ -9,6 +9,7 @@
 //! assert_eq!(day.next().to_string(), "2026-09-02");
 //! ```
 
+pub mod alerts;
 pub mod day;
 pub mod enums;
 pub mod event;
@@ -16,6 +17,7 @@ pub mod fact;
 pub mod intern;
 pub mod rows;
 
+pub use alerts::{AlertChangeKind, StudentAlertChange, StudentEvidence};
 pub use day::Day;
 pub use enums::*;
 pub use event::{Event, EventBody, RecordKey};

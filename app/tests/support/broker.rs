@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use super::cli::binary;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -112,17 +113,6 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_wholechild")
-}
-
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wholechild-kafka-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// The example calendar with a `[kafka]` section for `broker`, plus `extra` TOML.
 pub fn kafka_config(dir: &Path, broker: &Broker, group: &str, topics: &[&str], extra: &str) -> PathBuf {
     let example =
@@ -139,13 +129,6 @@ pub fn kafka_config(dir: &Path, broker: &Broker, group: &str, topics: &[&str], e
     let path = dir.join(format!("{group}.toml"));
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Runs `wholechild ARGS` to completion; returns its standard error.
-pub fn wholechild(args: &[&str]) -> String {
-    let output = Command::new(binary()).args(args).output().unwrap();
-    assert!(output.status.success(), "wholechild {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stderr).unwrap()
 }
 
 /// A `wholechild run` in the background, its standard error collected line by line.

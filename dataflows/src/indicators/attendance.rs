@@ -95,6 +95,19 @@ pub fn advance(state: &StudentState, cached: &mut AttendanceAsOf, as_of: &AsOf) 
     cached.window_start = as_of.window_start;
 }
 
+/// `consecutive_absences`: instructional days absent in a row, ending on the last
+/// instructional day <= D (a day not enrolled ends the run). Used by alert rules, not by
+/// the indicators of metrics.md. Walks back one look-up per day of the run.
+pub fn consecutive_absences(state: &StudentState, as_of: &AsOf) -> u32 {
+    if state.absences.is_empty() {
+        return 0;
+    }
+    let days = as_of.calendar.instructional_days();
+    let through = days.partition_point(|&day| day <= as_of.day);
+    days[..through].iter().rev().take_while(|&&day| state.segment_on(day).is_some() && state.is_absent_on(day)).count()
+        as u32
+}
+
 pub fn attendance(state: &StudentState, as_of: &AsOf) -> Attendance {
     let mut out = Attendance::default();
     let calendar = as_of.calendar;
