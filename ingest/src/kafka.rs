@@ -34,7 +34,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -153,6 +153,8 @@ struct Shared {
 /// librdkafka's own warnings to standard error.
 struct SourceContext {
     shared: Arc<Mutex<Shared>>,
+    /// Set when partitions were assigned (so the reader need not lock to find out).
+    assigned_since: Arc<AtomicBool>,
     metrics: SourceMetrics,
 }
 
@@ -198,6 +200,7 @@ impl ConsumerContext for SourceContext {
                     let _ = assignment.add_partition_offset(element.topic(), element.partition(), offset);
                     shared.assigned.insert(key.clone());
                     shared.newly_assigned.push(key);
+                    self.assigned_since.store(true, Ordering::Release);
                 }
                 eprintln!("kafka: assigned {} partition(s): {}", shared.assigned.len(), describe(&shared.assigned));
                 if let Err(error) = consumer.assign(&assignment) {
@@ -305,7 +308,9 @@ impl KafkaSource {
             ("partition.assignment.strategy", "roundrobin"),
         ];
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let context = SourceContext { shared: shared.clone(), metrics: metrics.clone() };
+        let assigned_since = Arc::new(AtomicBool::new(false));
+        let context =
+            SourceContext { shared: shared.clone(), assigned_since: assigned_since.clone(), metrics: metrics.clone() };
         let consumer: BaseConsumer<SourceContext> = client_config(kafka, &settings)
             .create_with_context(context)
             .map_err(client_error("creating the Kafka consumer"))?;
@@ -315,6 +320,7 @@ impl KafkaSource {
         let reader = Reader {
             consumer,
             shared: shared.clone(),
+            assigned_since,
             topics: kafka.topics.clone(),
             mappings: mappings.iter().map(|mapping| (mapping.topic.clone(), mapping.clone())).collect(),
             dead_letters,
@@ -481,6 +487,7 @@ pub fn end_offsets(
 struct Reader {
     consumer: BaseConsumer<SourceContext>,
     shared: Arc<Mutex<Shared>>,
+    assigned_since: Arc<AtomicBool>,
     topics: Vec<String>,
     mappings: HashMap<String, SourceMapping>,
     dead_letters: DeadLetters,
@@ -549,7 +556,9 @@ impl Reader {
         let mut counts: Vec<(u16, i32, u64, u64, i64)> = Vec::new();
         while records.len() < max {
             let wait = if records.is_empty() { timeout } else { Duration::ZERO };
-            self.learn_new_assignments();
+            if self.assigned_since.swap(false, Ordering::Acquire) {
+                self.learn_new_assignments();
+            }
             let Some(result) = self.consumer.poll(wait) else {
                 break;
             };
@@ -560,9 +569,10 @@ impl Reader {
                     break;
                 }
             };
-            let topic = self.topics.iter().position(|known| known == message.topic()).unwrap_or(0) as u16;
+            let topic_name = message.topic();
+            let topic = self.topics.iter().position(|known| known == topic_name).unwrap_or(0) as u16;
             let (partition, offset) = (message.partition(), message.offset());
-            let decoded = self.decode(message.key(), message.payload(), message.topic(), offset);
+            let decoded = self.decode(message.key(), message.payload(), topic_name, offset);
             let slot = match counts.iter().position(|&(t, p, ..)| t == topic && p == partition) {
                 Some(slot) => slot,
                 None => {
@@ -575,10 +585,10 @@ impl Reader {
             entry.4 = offset + 1;
             if let Decoded::Rejected(rejected) = &decoded {
                 entry.3 += 1;
-                let key = (message.topic().to_string(), partition);
+                let key = (topic_name.to_string(), partition);
                 let floor = self.dead_letter_floor.get(&key).copied().unwrap_or(0);
                 if offset >= floor {
-                    let origin = Origin { topic: message.topic(), partition, offset, timestamp_ms: None };
+                    let origin = Origin { topic: topic_name, partition, offset, timestamp_ms: None };
                     self.dead_letters.send(&origin, message.key(), message.payload(), &rejected.reason);
                 }
             }
