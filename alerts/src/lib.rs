@@ -4,9 +4,10 @@
 //! `repeat_interval`), acknowledgement and snooze, delivery hours and daily budgets.
 //!
 //! Time is an argument ([`LocalTime`], seconds in the district's local time): nothing here
-//! reads a clock, so every behaviour is tested in logical time. Delivery (email,
-//! webhooks, the `alerts` topic) and the durable log are separate stages that take the
-//! [`Digest`]s this one emits.
+//! reads a clock, so every behaviour is tested in logical time. Delivery is a stage of its
+//! own ([`delivery`]: a one-method [`Notifier`], retries with backoff and jitter, and
+//! [`email`], SMTP through lettre); webhooks, the `alerts` topic and the durable log are
+//! the next stages.
 //!
 //! ```
 //! use alerts::{AlertEvent, Change, Pipeline, PipelineConfig, LocalTime};
@@ -19,8 +20,12 @@
 //! assert_eq!(digests[0].items[0].reference, "a1");
 //! ```
 
+pub mod delivery;
+pub mod email;
 mod pipeline;
 mod time;
 
+pub use delivery::{deliver, DeliveryError, Notification, Notifier, Outcome, RetryPolicy};
+pub use email::{EmailNotifier, SmtpCredentials, SmtpSecurity, SmtpSettings};
 pub use pipeline::{AlertEvent, Change, Digest, DigestItem, ItemKind, Pipeline, PipelineConfig, Silence};
 pub use time::{DeliveryHours, LocalTime};

@@ -1,0 +1,134 @@
+//! E-mail delivery against a real SMTP server process on loopback
+//! (`scripts/smtp_test_server.py`, aiosmtpd; `scripts/test` installs it): a digest
+//! arrives with its Message-ID and no student detail; a 5xx is recorded as a permanent
+//! failure after one attempt; a 4xx and a server that is down are retried, then given up.
+
+use alerts::{deliver, DigestItem, EmailNotifier, ItemKind, LocalTime, Notification, Outcome, RetryPolicy};
+use alerts::{Digest, SmtpCredentials, SmtpSecurity, SmtpSettings};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    maildir: PathBuf,
+}
+
+impl SmtpServer {
+    fn start(name: &str) -> SmtpServer {
+        let maildir = std::env::temp_dir().join(format!("wholechild-smtp-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&maildir);
+        let port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/smtp_test_server.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(&maildir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the SMTP test server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(
+            line.starts_with("listening"),
+            "the SMTP test server did not start (is aiosmtpd installed? pip install -r scripts/requirements-test.txt): {line:?}"
+        );
+        SmtpServer { child, port, maildir }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let mut paths: Vec<PathBuf> = match std::fs::read_dir(&self.maildir) {
+            Ok(entries) => entries.map(|entry| entry.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        };
+        paths.sort();
+        paths.iter().map(|path| std::fs::read_to_string(path).unwrap()).collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn notifier(port: u16) -> EmailNotifier {
+    EmailNotifier::new(&SmtpSettings {
+        host: String::from("127.0.0.1"),
+        port,
+        security: SmtpSecurity::None,
+        credentials: SmtpCredentials::None,
+        from: String::from("wholechild <alerts@district.example>"),
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap()
+}
+
+fn notification(address: &str) -> Notification {
+    let digest = Digest {
+        recipient: String::from("c1"),
+        at: LocalTime(86_400 * 20_791 + 9 * 3600),
+        items: vec![DigestItem {
+            reference: String::from("r-51c0"),
+            rule: String::from("vulnerable_absences"),
+            kind: ItemKind::New,
+        }],
+        held_back: 0,
+    };
+    Notification::of(&digest, address, "https://dashboard.district.example")
+}
+
+const QUICK: RetryPolicy =
+    RetryPolicy { max_attempts: 3, first_backoff: Duration::from_millis(10), max_backoff: Duration::from_millis(20) };
+
+#[test]
+fn a_digest_reaches_the_smtp_server_with_its_message_id_and_no_student_detail() {
+    let server = SmtpServer::start("ok");
+    let sent = notification("counselor@district.example");
+    let outcome = deliver(&notifier(server.port), &sent, QUICK, std::thread::sleep, || 0.5);
+    assert_eq!(outcome, Outcome::Delivered { attempts: 1 });
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1);
+    let message = &messages[0];
+    assert!(message.contains(&format!("Message-ID: <{}@wholechild>", sent.idempotency_key)), "{message}");
+    assert!(message.contains("To: counselor@district.example"), "{message}");
+    assert!(message.contains("https://dashboard.district.example/alerts/r-51c0"), "{message}");
+    assert!(!message.contains("vulnerable_absences"), "{message}");
+}
+
+#[test]
+fn a_permanent_refusal_is_recorded_after_one_attempt() {
+    let server = SmtpServer::start("refused");
+    let outcome =
+        deliver(&notifier(server.port), &notification("refuse-me@district.example"), QUICK, std::thread::sleep, || 0.5);
+    match outcome {
+        Outcome::Failed { attempts: 1, permanent: true, error } => assert!(error.contains("550"), "{error}"),
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+    assert!(server.messages().is_empty());
+}
+
+#[test]
+fn a_temporary_refusal_and_a_server_that_is_down_are_retried_then_given_up() {
+    let server = SmtpServer::start("busy");
+    let mut waits = 0;
+    let outcome =
+        deliver(&notifier(server.port), &notification("busy@district.example"), QUICK, |_| waits += 1, || 0.5);
+    match outcome {
+        Outcome::Failed { attempts: 3, permanent: false, error } => assert!(error.contains("451"), "{error}"),
+        other => panic!("expected retries then a temporary failure, got {other:?}"),
+    }
+    assert_eq!(waits, 2);
+    drop(server);
+
+    let down = free_port(); // nothing listens there
+    let outcome = deliver(&notifier(down), &notification("counselor@district.example"), QUICK, |_| {}, || 0.5);
+    assert!(matches!(outcome, Outcome::Failed { attempts: 3, permanent: false, .. }), "{outcome:?}");
+}
