@@ -43,6 +43,8 @@ pub struct Notification {
     pub idempotency_key: String,
     pub subject: String,
     pub body: String,
+    /// The digest's lines: (opaque reference, what changed, link), for machine receivers.
+    pub items: Vec<(String, &'static str, String)>,
 }
 
 impl Notification {
@@ -52,16 +54,19 @@ impl Notification {
             "{} change(s) to early-warning alerts for you.\nOpen each link to see the student and the evidence:\n\n",
             digest.items.len()
         );
+        let mut items = Vec::new();
         for item in &digest.items {
-            let what = match item.kind {
-                ItemKind::New => "new",
-                ItemKind::Reminder => "still open",
-                ItemKind::Resolved => "resolved",
-                ItemKind::Withdrawn => "withdrawn (raised on data since corrected)",
-                ItemKind::Reassigned => "now yours (reassigned)",
-                ItemKind::MovedAway => "moved to another staff member",
+            let (what, change) = match item.kind {
+                ItemKind::New => ("new", "new"),
+                ItemKind::Reminder => ("still open", "reminder"),
+                ItemKind::Resolved => ("resolved", "resolved"),
+                ItemKind::Withdrawn => ("withdrawn (raised on data since corrected)", "withdrawn"),
+                ItemKind::Reassigned => ("now yours (reassigned)", "reassigned"),
+                ItemKind::MovedAway => ("moved to another staff member", "moved_away"),
             };
-            body.push_str(&format!("- {what}: {}/alerts/{}\n", dashboard_url.trim_end_matches('/'), item.reference));
+            let link = format!("{}/alerts/{}", dashboard_url.trim_end_matches('/'), item.reference);
+            body.push_str(&format!("- {what}: {link}\n"));
+            items.push((item.reference.clone(), change, link));
         }
         if digest.held_back > 0 {
             body.push_str(&format!("\n{} more will follow in the next digest.\n", digest.held_back));
@@ -71,6 +76,7 @@ impl Notification {
             idempotency_key: idempotency_key(digest),
             subject: format!("wholechild: {} early-warning alert update(s)", digest.items.len()),
             body,
+            items,
         }
     }
 }
