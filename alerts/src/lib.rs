@@ -23,11 +23,13 @@
 pub mod delivery;
 pub mod email;
 mod pipeline;
+pub mod store;
 mod time;
 pub mod webhook;
 
 pub use delivery::{deliver, DeliveryError, Notification, Notifier, Outcome, RetryPolicy};
 pub use email::{EmailNotifier, SmtpCredentials, SmtpSecurity, SmtpSettings};
 pub use pipeline::{AlertEvent, Change, Digest, DigestItem, ItemKind, Pipeline, PipelineConfig, Silence};
+pub use store::{AlertStore, LoggedChange, OutboxEntry, PostgresStore, SqliteStore, StoreError};
 pub use time::{DeliveryHours, LocalTime};
 pub use webhook::WebhookNotifier;
