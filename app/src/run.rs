@@ -8,7 +8,7 @@
 
 use crate::driver::{DayStats, DriverOptions, Feeder, Observer};
 use crate::replay::write_final;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use config::Config;
 use dataflows::{Engine, EngineParams};
 use ingest::kafka::{KafkaSource, SourceMetrics};
@@ -107,6 +107,9 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
             if last_publish.elapsed() >= options.publish_every || (read == 0 && !applied.is_empty()) {
                 publish(&mut feeder, engine, &mut source, &mut applied, CommitMode::Async)?;
                 last_publish = Instant::now();
+            }
+            if read == 0 && source.reader_stopped() {
+                bail!("the Kafka reader stopped (its error is in the log above)");
             }
             if ends.as_ref().is_some_and(|ends| source.reached(ends)) {
                 eprintln!("backfill: caught up with the end offsets found at start");

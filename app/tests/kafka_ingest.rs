@@ -34,9 +34,10 @@ fn append(path: &Path, lines: &[&str]) {
     std::fs::write(path, text).unwrap();
 }
 
-fn replay(config: &Path, events: &Path, out: &Path, extra: &[&str]) {
+/// Runs `replay` on `events` into `out`; returns its log.
+fn replay(config: &Path, events: &Path, out: &Path, extra: &[&str]) -> String {
     let args = ["replay", "--config", config.to_str().unwrap(), "--events", events.to_str().unwrap()];
-    wholechild(&[&args[..], &["--out", out.to_str().unwrap()], extra].concat());
+    wholechild(&[&args[..], &["--out", out.to_str().unwrap()], extra].concat())
 }
 
 fn assert_same_outputs(expected: &Path, actual: &Path) {
@@ -307,16 +308,7 @@ fn after_kill_9_at_several_points_a_restarted_engine_equals_an_uninterrupted_rep
     let events = generate(&dir, 300, 40);
     append(&events, &["{\"type\":\"discipline\",\"id\":\"late-broken\""]);
     let replay_out = dir.join("replay");
-    let replay_log = wholechild(&[
-        "replay",
-        "--config",
-        config_arg,
-        "--events",
-        events.to_str().unwrap(),
-        "--out",
-        replay_out.to_str().unwrap(),
-    ]);
-    let as_of = replayed_as_of(&replay_log);
+    let as_of = replayed_as_of(&replay(&config, &events, &replay_out, &[]));
     let parts = split(&dir, &events, 3);
     let produce = |part: &Path| {
         published(&wholechild(&["produce", "--config", config_arg, "--events", part.to_str().unwrap(), "--tombstones"]))
@@ -365,16 +357,7 @@ fn a_rebalance_between_two_engines_in_one_group_loses_and_doubles_nothing() {
     let config_arg = config.to_str().unwrap();
     let events = generate(&dir, 200, 30);
     let replay_out = dir.join("replay");
-    let replay_log = wholechild(&[
-        "replay",
-        "--config",
-        config_arg,
-        "--events",
-        events.to_str().unwrap(),
-        "--out",
-        replay_out.to_str().unwrap(),
-    ]);
-    let as_of = replayed_as_of(&replay_log);
+    let as_of = replayed_as_of(&replay(&config, &events, &replay_out, &[]));
     let parts = split(&dir, &events, 2);
     let produce =
         |part: &Path| published(&wholechild(&["produce", "--config", config_arg, "--events", part.to_str().unwrap()]));

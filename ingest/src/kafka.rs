@@ -345,6 +345,12 @@ impl KafkaSource {
         })
     }
 
+    /// Whether the reader thread has stopped on its own (it only does when it fails):
+    /// nothing more will arrive.
+    pub fn reader_stopped(&self) -> bool {
+        self.reader.as_ref().is_none_or(|handle| handle.is_finished())
+    }
+
     /// Whether the engine has applied every partition up to `ends`.
     pub fn reached(&self, ends: &BTreeMap<Partition, i64>) -> bool {
         ends.iter().all(|((topic, partition), &end)| {
