@@ -190,10 +190,11 @@ impl Pipeline {
                 if group.pending.len() < was_pending {
                     return; // never told: dropped whole
                 }
-                if group.told.remove(&event.reference).is_some() {
-                    group.pending.push(item(kind));
-                    group.schedule(config, event.at);
-                }
+                // Told even when this process never told of the fire: after a restart
+                // the recipient heard of it from the run before.
+                group.told.remove(&event.reference);
+                group.pending.push(item(kind));
+                group.schedule(config, event.at);
             }
             Change::Rerouted { from } => {
                 if let Some(from) = from {

@@ -82,6 +82,13 @@ const SCHEMA: &[&str] = &[
         seq BIGINT NOT NULL
     )",
 ];
+const REFERENCES: &str = "CREATE TABLE IF NOT EXISTS alert_references (
+        alert_key TEXT PRIMARY KEY,
+        reference TEXT NOT NULL UNIQUE
+    )";
+const INSERT_REFERENCE: &str =
+    "INSERT INTO alert_references (alert_key, reference) VALUES ($1, $2) ON CONFLICT (alert_key) DO NOTHING";
+const SELECT_REFERENCE: &str = "SELECT reference FROM alert_references WHERE alert_key = $1";
 const INSERT_CHANGE: &str =
     "INSERT INTO alert_changes (change_key, day, rule, entity, change, recipient, evidence, seq)
     VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(seq), 0) + 1 FROM alert_changes))
@@ -110,6 +117,10 @@ pub trait AlertStore {
     fn finish(&mut self, idempotency_key: &str, outcome: &Outcome) -> Result<(), StoreError>;
     /// The notifications in a state (`pending` after a restart: to send again).
     fn outbox(&mut self, state: &str) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// The opaque reference of the alert `alert_key` (rule, entity, day fired): `fresh`
+    /// the first time (a random value, so that nothing about the student can be read
+    /// or guessed from it), the same ever after.
+    fn reference(&mut self, alert_key: &str, fresh: &str) -> Result<String, StoreError>;
 }
 
 fn outcome_columns(outcome: &Outcome) -> (&'static str, i64, Option<String>) {
@@ -130,7 +141,7 @@ impl SqliteStore {
         connection
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
             .map_err(failed("setting the journal mode"))?;
-        for statement in SCHEMA {
+        for statement in SCHEMA.iter().chain([&REFERENCES]) {
             connection.execute(statement, []).map_err(failed("creating the schema"))?;
         }
         Ok(SqliteStore { connection })
@@ -185,6 +196,13 @@ impl AlertStore for SqliteStore {
             .execute(FINISH_OUTBOX, rusqlite::params![state, attempts, error, idempotency_key])
             .map_err(failed("recording a delivery"))?;
         Ok(())
+    }
+
+    fn reference(&mut self, alert_key: &str, fresh: &str) -> Result<String, StoreError> {
+        self.connection
+            .execute(INSERT_REFERENCE, rusqlite::params![alert_key, fresh])
+            .map_err(failed("naming an alert"))?;
+        self.connection.query_row(SELECT_REFERENCE, [alert_key], |row| row.get(0)).map_err(failed("naming an alert"))
     }
 
     fn outbox(&mut self, state: &str) -> Result<Vec<OutboxEntry>, StoreError> {
@@ -272,7 +290,7 @@ impl PostgresStore {
         client
             .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET search_path TO \"{schema}\";"))
             .map_err(failed("choosing the schema"))?;
-        for statement in SCHEMA {
+        for statement in SCHEMA.iter().chain([&REFERENCES]) {
             client.batch_execute(statement).map_err(failed("creating the schema"))?;
         }
         Ok(PostgresStore { client })
@@ -320,6 +338,12 @@ impl AlertStore for PostgresStore {
             .execute(FINISH_OUTBOX, &[&state, &attempts, &error, &idempotency_key])
             .map_err(failed("recording a delivery"))?;
         Ok(())
+    }
+
+    fn reference(&mut self, alert_key: &str, fresh: &str) -> Result<String, StoreError> {
+        self.client.execute(INSERT_REFERENCE, &[&alert_key, &fresh]).map_err(failed("naming an alert"))?;
+        let row = self.client.query_one(SELECT_REFERENCE, &[&alert_key]).map_err(failed("naming an alert"))?;
+        Ok(row.get(0))
     }
 
     fn outbox(&mut self, state: &str) -> Result<Vec<OutboxEntry>, StoreError> {

@@ -99,6 +99,26 @@ fn a_notification_interrupted_by_a_crash_is_pending_after_restart_with_its_key(k
     assert_eq!(pending[0].notification, notification("k9"), "the same text, items and idempotency key");
 }
 
+fn an_alert_keeps_its_reference_across_restarts(kind: &str) {
+    let mut store = fresh(kind, "reference");
+    assert_eq!(store.reference("tier_3|s1|2026-09-14", "r-aaaa").unwrap(), "r-aaaa");
+    assert_eq!(store.reference("tier_3|s1|2026-09-14", "r-bbbb").unwrap(), "r-aaaa");
+    drop(store);
+    let mut store = open(kind, "reference");
+    assert_eq!(store.reference("tier_3|s1|2026-09-14", "r-cccc").unwrap(), "r-aaaa");
+    assert_eq!(store.reference("tier_3|s2|2026-09-14", "r-dddd").unwrap(), "r-dddd");
+}
+
+#[test]
+fn sqlite_an_alert_keeps_its_reference_across_restarts() {
+    an_alert_keeps_its_reference_across_restarts("sqlite");
+}
+
+#[test]
+fn postgres_an_alert_keeps_its_reference_across_restarts() {
+    an_alert_keeps_its_reference_across_restarts("postgres");
+}
+
 #[test]
 fn sqlite_a_change_logged_twice_is_logged_once() {
     a_change_logged_twice_is_logged_once("sqlite");

@@ -92,7 +92,7 @@ fn week_of(day: Day) -> Day {
     Day(day.0 - day.to_date().weekday().num_days_from_monday() as i32)
 }
 
-fn evidence_json(rule: &AlertRule, change: &StudentAlertChange, names: &Names) -> Value {
+pub(crate) fn evidence_json(rule: &AlertRule, change: &StudentAlertChange, names: &Names) -> Value {
     let mut out = Map::new();
     out.insert("definitions".into(), json!(DEFINITIONS));
     out.insert(

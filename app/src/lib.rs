@@ -5,6 +5,7 @@ pub mod alert_log;
 pub mod demo;
 pub mod driver;
 pub mod generate;
+pub mod live_alerts;
 pub mod metrics;
 pub mod output;
 pub mod produce;

@@ -7,6 +7,7 @@
 //! SIGTERM or SIGINT on the wall-clock calendar (today in the district's time zone).
 
 use crate::driver::{DayStats, DriverOptions, Feeder, Observer};
+use crate::live_alerts::{local_now, LiveAlerts};
 use crate::replay::write_final;
 use anyhow::{anyhow, bail, Result};
 use config::Config;
@@ -64,7 +65,14 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
-    let params = EngineParams::from_config(&options.config);
+    let params = match options.config.alerts {
+        Some(_) => EngineParams::with_alerts(&options.config),
+        None => EngineParams::from_config(&options.config),
+    };
+    let mut live_alerts = match &options.config.alerts {
+        Some(alerts) => Some(LiveAlerts::start(alerts, &options.config.rules)?),
+        None => None,
+    };
     let sources = options.config.sources.clone();
     dataflows::run(options.workers, params, move |engine| -> Result<RunSummary> {
         let mut source = KafkaSource::connect(&kafka, &sources, metrics)?;
@@ -108,6 +116,9 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
                 publish(&mut feeder, engine, &mut source, &mut applied, CommitMode::Async)?;
                 last_publish = Instant::now();
             }
+            if let Some(alerts) = &mut live_alerts {
+                pass_alerts(alerts, &feeder, engine)?;
+            }
             if read == 0 && source.reader_stopped() {
                 bail!("the Kafka reader stopped (its error is in the log above)");
             }
@@ -117,7 +128,14 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
             }
         }
         publish(&mut feeder, engine, &mut source, &mut applied, CommitMode::Sync)?;
+        if let Some(alerts) = &mut live_alerts {
+            pass_alerts(alerts, &feeder, engine)?;
+        }
         let driven = feeder.finish(engine, &driver_options, &mut log)?;
+        if let Some(alerts) = live_alerts.take() {
+            eprintln!("alerts: {} alert change(s) logged", alerts.logged);
+            alerts.close();
+        }
         let written = match &options.out {
             Some(out) => {
                 std::fs::create_dir_all(out)?;
@@ -136,6 +154,13 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
         })
     })
     .map_err(anyhow::Error::msg)?
+}
+
+/// Logs the alert changes of the epochs closed so far and hands over the digests due.
+fn pass_alerts(alerts: &mut LiveAlerts, feeder: &Feeder, engine: &mut Engine) -> Result<()> {
+    let now = local_now();
+    alerts.record(&feeder.upsert.names, engine.take_alert_changes(), now)?;
+    alerts.tick(&feeder.upsert.names, &feeder.upsert.staff_emails, now)
 }
 
 /// Makes everything fed so far visible, then commits the offsets of what it covers and

@@ -14,12 +14,14 @@
 
 mod alert_rules;
 mod calendar;
+mod notifications;
 mod params;
 mod streams;
 mod walker;
 
 pub use alert_rules::*;
 pub use calendar::Calendar;
+pub use notifications::*;
 pub use params::*;
 pub use streams::*;
 
@@ -77,6 +79,9 @@ pub struct Config {
     /// `[[rules]]`: the early-warning alert rules (the defaults of
     /// [`DEFAULT_RULES_TOML`] when the file has no `rules` key; `rules = []` for none).
     pub rules: Vec<AlertRule>,
+    /// `[alerts]`: where `wholechild run` logs and delivers alerts; `None`: it evaluates
+    /// no alert rules.
+    pub alerts: Option<AlertsConfig>,
 }
 
 /// The configuration `wholechild demo` runs on: `config/example.toml`, embedded.

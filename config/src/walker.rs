@@ -2,11 +2,13 @@
 
 use crate::alert_rules::*;
 use crate::calendar::Calendar;
+use crate::notifications::*;
 use crate::params::*;
 use crate::streams::*;
 use crate::{Config, ConfigError, Problem};
 use model::{Day, SchoolLevel, Subject, TicketPriority};
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
 /// Collects problems while reading values, each located by line.
@@ -173,6 +175,16 @@ impl<'a> Walker<'a> {
 }
 
 impl Walker<'_> {
+    fn boolean(&mut self, table: &dyn TableLike, path: &str, key: &str, default: bool) -> bool {
+        let Some(item) = table.get(key) else {
+            return default;
+        };
+        item.as_bool().unwrap_or_else(|| {
+            self.problem(item.span(), &join(path, key), "expected true or false");
+            default
+        })
+    }
+
     /// A non-empty string; `None` (with a problem) when present but not one.
     fn string(&mut self, table: &dyn TableLike, path: &str, key: &str) -> Option<String> {
         let item = table.get(key)?;
@@ -243,7 +255,7 @@ pub(crate) fn parse_config(source: &str) -> Result<Config, ConfigError> {
     walker.refuse_unknown(
         root,
         "",
-        &["calendar", "attendance", "flags", "sections", "sla", "kafka", "metrics", "sources", "rules"],
+        &["calendar", "attendance", "flags", "sections", "sla", "kafka", "metrics", "sources", "rules", "alerts"],
     );
     let calendar = read_calendar(&mut walker, root);
     let attendance = read_attendance(&mut walker, root);
@@ -257,9 +269,10 @@ pub(crate) fn parse_config(source: &str) -> Result<Config, ConfigError> {
         Some(item) => read_rules(&mut walker, item),
         None => default_rules(),
     };
+    let alerts = read_alerts(&mut walker, root);
     match calendar {
         Some(calendar) if walker.problems.is_empty() => {
-            Ok(Config { calendar, attendance, flags, sections, sla, kafka, metrics, sources, rules })
+            Ok(Config { calendar, attendance, flags, sections, sla, kafka, metrics, sources, rules, alerts })
         }
         _ => Err(ConfigError { problems: walker.problems }),
     }
@@ -608,6 +621,150 @@ fn read_source(
     Some(SourceMapping { topic: topic.to_string(), record_type, source: source?, fields })
 }
 
+/// `[alerts]`, with `[alerts.email]` and `[alerts.webhook]`.
+fn read_alerts(walker: &mut Walker, root: &dyn TableLike) -> Option<AlertsConfig> {
+    let table = walker.table(root, "", "alerts")?;
+    let path = "alerts";
+    let span = root.get("alerts").and_then(|item| item.span());
+    walker.refuse_unknown(
+        table,
+        path,
+        &[
+            "store",
+            "dashboard_url",
+            "group_wait_seconds",
+            "group_interval_seconds",
+            "repeat_interval_seconds",
+            "delivery_hours",
+            "delivery_weekdays_only",
+            "daily_budget",
+            "email",
+            "webhook",
+        ],
+    );
+    let store = match walker.string(table, path, "store") {
+        None => Some(AlertStoreConfig::Sqlite(PathBuf::from("wholechild-alerts.sqlite"))),
+        Some(text) => match text.split_once(':') {
+            Some(("sqlite", file)) if !file.is_empty() => Some(AlertStoreConfig::Sqlite(PathBuf::from(file))),
+            Some(("postgres", url)) if !url.is_empty() => {
+                Some(AlertStoreConfig::Postgres { url: url.to_string(), schema: String::from("wholechild") })
+            }
+            _ => {
+                let span = table.get("store").and_then(|item| item.span());
+                walker.problem(span, "alerts.store", "expected \"sqlite:PATH\" or \"postgres:CONNINFO\"");
+                None
+            }
+        },
+    };
+    let dashboard_url = walker.required_string(table, span, path, "dashboard_url");
+    let group_wait_seconds = walker.integer(table, path, "group_wait_seconds", 30, 0);
+    let group_interval_seconds = walker.integer(table, path, "group_interval_seconds", 300, 0);
+    let repeat_interval_seconds = walker.integer(table, path, "repeat_interval_seconds", 4 * 3600, 1);
+    let (delivery_start_minute, delivery_end_minute) = match table.get("delivery_hours") {
+        None => (7 * 60, 19 * 60),
+        Some(item) => {
+            let parsed = item.as_str().and_then(|text| {
+                let (start, end) = text.split_once('-')?;
+                Some((minute_of(start)?, minute_of(end)?)).filter(|(start, end)| start < end)
+            });
+            parsed.unwrap_or_else(|| {
+                let message = "expected \"HH:MM-HH:MM\" (local time; 24:00 for midnight), start before end";
+                walker.problem(item.span(), "alerts.delivery_hours", message);
+                (7 * 60, 19 * 60)
+            })
+        }
+    };
+    let delivery_weekdays_only = walker.boolean(table, path, "delivery_weekdays_only", true);
+    let daily_budget = Some(walker.integer(table, path, "daily_budget", 20, 0)).filter(|&budget| budget > 0);
+    let email = walker.table(table, path, "email").and_then(|email| read_email(walker, email, table));
+    let webhook = walker.table(table, path, "webhook").and_then(|webhook| read_webhook(walker, webhook, table));
+    Some(AlertsConfig {
+        store: store?,
+        dashboard_url: dashboard_url?,
+        group_wait_seconds,
+        group_interval_seconds,
+        repeat_interval_seconds,
+        delivery_start_minute,
+        delivery_end_minute,
+        delivery_weekdays_only,
+        daily_budget,
+        email,
+        webhook,
+    })
+}
+
+/// `HH:MM` (up to `24:00`) as minutes after midnight.
+fn minute_of(text: &str) -> Option<u32> {
+    let (hours, minutes) = text.trim().split_once(':')?;
+    let (hours, minutes): (u32, u32) = (hours.parse().ok()?, minutes.parse().ok()?);
+    (minutes < 60 && hours * 60 + minutes <= 24 * 60).then_some(hours * 60 + minutes)
+}
+
+fn read_email(walker: &mut Walker, table: &dyn TableLike, parent: &dyn TableLike) -> Option<EmailConfig> {
+    let path = "alerts.email";
+    let span = parent.get("email").and_then(|item| item.span());
+    walker.refuse_unknown(table, path, &["host", "port", "security", "from", "credentials_file", "credentials_env"]);
+    let host = walker.required_string(table, span.clone(), path, "host");
+    let security = match walker.string(table, path, "security").as_deref() {
+        None | Some("starttls") => Some(SmtpSecurityConfig::StartTls),
+        Some("tls") => Some(SmtpSecurityConfig::Tls),
+        Some("none") => Some(SmtpSecurityConfig::None),
+        Some(_) => {
+            let span = table.get("security").and_then(|item| item.span());
+            walker.problem(span, "alerts.email.security", "expected one of: starttls, tls, none");
+            None
+        }
+    };
+    let default_port = match security {
+        Some(SmtpSecurityConfig::Tls) => 465,
+        _ => 587,
+    };
+    let port = walker.integer(table, path, "port", default_port, 1);
+    if port > u32::from(u16::MAX) {
+        let span = table.get("port").and_then(|item| item.span());
+        walker.problem(span, "alerts.email.port", "expected a port number (1-65535)");
+    }
+    let from = walker.required_string(table, span, path, "from");
+    let credentials_file = walker.string(table, path, "credentials_file").map(PathBuf::from);
+    let credentials_env = match table.get("credentials_env") {
+        None => None,
+        Some(item) => match walker.string_list(item, "alerts.email.credentials_env", false) {
+            Some(names) if names.len() == 2 => Some((names[0].clone(), names[1].clone())),
+            Some(_) => {
+                let message = "expected two names: the user's variable and the password's";
+                walker.problem(item.span(), "alerts.email.credentials_env", message);
+                None
+            }
+            None => None,
+        },
+    };
+    Some(EmailConfig {
+        host: host?,
+        port: port.min(u32::from(u16::MAX)) as u16,
+        security: security?,
+        from: from?,
+        credentials_file,
+        credentials_env,
+    })
+}
+
+fn read_webhook(walker: &mut Walker, table: &dyn TableLike, parent: &dyn TableLike) -> Option<WebhookConfig> {
+    let path = "alerts.webhook";
+    let span = parent.get("webhook").and_then(|item| item.span());
+    walker.refuse_unknown(table, path, &["url", "secret_file", "secret_env"]);
+    let url = walker.required_string(table, span.clone(), path, "url");
+    let secret_file = walker.string(table, path, "secret_file").map(PathBuf::from);
+    let secret_env = walker.string(table, path, "secret_env");
+    if secret_file.is_none() && secret_env.is_none() {
+        walker.problem(
+            span,
+            "alerts.webhook.secret_file",
+            "missing: a webhook is signed with a secret from a file (secret_file) or the environment (secret_env)",
+        );
+    }
+    Some(WebhookConfig { url: url?, secret_file, secret_env })
+}
+
 /// The rules of [`DEFAULT_RULES_TOML`], for a configuration without a `rules` key.
 pub(crate) fn default_rules() -> Vec<AlertRule> {
     let document = ImDocument::parse(DEFAULT_RULES_TOML).expect("the default rules are TOML");
@@ -949,6 +1106,37 @@ mod stream_tests {
         );
         assert!(error.problems[0].message.contains("unknown indicator(s) gpa"), "{error}");
         assert!(error.problems[1].message.starts_with("type error"), "{error}");
+    }
+
+    #[test]
+    fn the_alerts_section_documented_in_the_example_loads_and_secrets_are_never_inline() {
+        let example = include_str!("../example.toml");
+        let documented: String = example[example.find("# [alerts]\n").unwrap()..]
+            .lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter(|line| !line.starts_with('#'))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let config = parse_config(&format!("{CALENDAR}{documented}")).unwrap();
+        let alerts = config.alerts.unwrap();
+        assert_eq!(alerts.store, AlertStoreConfig::Sqlite(PathBuf::from("wholechild-alerts.sqlite")));
+        assert_eq!(
+            (alerts.delivery_start_minute, alerts.delivery_end_minute, alerts.daily_budget),
+            (420, 1140, Some(20))
+        );
+        let email = alerts.email.unwrap();
+        assert_eq!((email.port, email.security), (587, SmtpSecurityConfig::StartTls));
+        assert!(alerts.webhook.unwrap().secret_file.is_some());
+        let inline = format!(
+            "{CALENDAR}[alerts]\ndashboard_url = \"https://d\"\nstore = \"mysql:x\"\ndelivery_hours = \"19:00-07:00\"\n[alerts.email]\nhost = \"h\"\nfrom = \"a@b\"\npassword = \"hunter2\"\n[alerts.webhook]\nurl = \"https://h\"\n"
+        );
+        let error = parse_config(&inline).unwrap_err();
+        let keys: Vec<&str> = error.problems.iter().map(|problem| problem.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["alerts.store", "alerts.delivery_hours", "alerts.email.password", "alerts.webhook.secret_file"],
+            "{error}"
+        );
     }
 
     #[test]

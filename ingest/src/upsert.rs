@@ -120,6 +120,8 @@ pub struct Upsert {
     pub names: Names,
     stored: StoredKeys,
     pub stats: UpsertStats,
+    /// The staff directory in force: staff id -> e-mail address (where notifications go).
+    pub staff_emails: FxHashMap<Sym, String>,
 }
 
 /// A 128-bit hash of (type, id): 64 bits index the maps, 32 more confirm a match, so two
@@ -233,6 +235,9 @@ impl Upsert {
     /// Applies one record; appends the fact changes it causes to `out`.
     pub fn apply(&mut self, event: &Event, out: &mut Vec<(Fact, isize)>) {
         self.stats.records += 1;
+        if event.key.record_type == model::RecordType::Staff {
+            self.apply_staff(event);
+        }
         let hash = key_hash(&event.key);
         let new = event.body.as_ref().and_then(|body| self.stored_of(body));
         let record_type = event.key.record_type;
@@ -253,6 +258,19 @@ impl Upsert {
         }
         if let Some(new) = new {
             out.push((self.fact_of(new, &event.key), 1));
+        }
+    }
+
+    /// Keeps the staff directory (e-mail addresses, for notifications) current.
+    fn apply_staff(&mut self, event: &Event) {
+        let staff = self.names.staff.intern(&event.key.id);
+        match &event.body {
+            Some(EventBody::Staff { email, .. }) => {
+                self.staff_emails.insert(staff, email.clone());
+            }
+            _ => {
+                self.staff_emails.remove(&staff);
+            }
         }
     }
 

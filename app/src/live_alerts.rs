@@ -1,0 +1,241 @@
+//! The live engine's alerts (`[alerts]` in the configuration): every alert change the
+//! dataflows report is logged in the alert store once, fed to the notification pipeline,
+//! and each digest the pipeline emits is put in the outbox and then delivered, by e-mail
+//! to the recipient's address from the `staff` records and to the webhook, on a thread of
+//! its own (a slow SMTP server never holds up the dataflows).
+//!
+//! After a restart the engine re-derives every alert from the topics; the store knows
+//! the changes it logged already, so only new changes reach the pipeline (nobody is told
+//! twice), and the outbox's pending notifications are sent again with their idempotency
+//! keys.
+
+use crate::alert_log::evidence_json;
+use alerts::{
+    deliver, AlertEvent, AlertStore, Change, DeliveryHours, LocalTime, LoggedChange, Notification, Notifier, Pipeline,
+    PipelineConfig, RetryPolicy,
+};
+use anyhow::{anyhow, Context, Result};
+use config::{AlertRule, AlertStoreConfig, AlertsConfig, SmtpSecurityConfig};
+use ingest::Names;
+use model::{AlertChangeKind, StudentAlertChange, Sym};
+use rand::Rng;
+use rustc_hash::FxHashMap;
+use std::sync::mpsc::{channel, Sender};
+use std::time::Duration;
+
+/// A notification for the delivery thread: its channel (`email`, `webhook`) and text.
+type Delivery = (&'static str, Notification);
+
+pub struct LiveAlerts {
+    store: Box<dyn AlertStore + Send>,
+    pipeline: Pipeline,
+    rules: Vec<AlertRule>,
+    dashboard_url: String,
+    email: bool,
+    webhook: bool,
+    deliveries: Option<Sender<Delivery>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Alert changes logged (and so new) since start.
+    pub logged: u64,
+}
+
+fn open_store(config: &AlertStoreConfig) -> Result<Box<dyn AlertStore + Send>> {
+    Ok(match config {
+        AlertStoreConfig::Sqlite(path) => Box::new(alerts::SqliteStore::open(path)?),
+        AlertStoreConfig::Postgres { url, schema } => Box::new(alerts::PostgresStore::connect(url, schema)?),
+    })
+}
+
+/// The district's local time now, as the pipeline counts it.
+pub fn local_now() -> LocalTime {
+    let now = chrono::Utc::now().with_timezone(&chrono_tz::America::Los_Angeles);
+    LocalTime(now.naive_local().and_utc().timestamp())
+}
+
+impl LiveAlerts {
+    /// Opens the store, builds the notifiers, starts the delivery thread and hands it the
+    /// notifications a previous run left pending.
+    pub fn start(config: &AlertsConfig, rules: &[AlertRule]) -> Result<LiveAlerts> {
+        let mut store = open_store(&config.store)?;
+        let email = match &config.email {
+            Some(email) => Some(alerts::EmailNotifier::new(&smtp_settings(email)).map_err(|e| anyhow!(e))?),
+            None => None,
+        };
+        let webhook = match &config.webhook {
+            Some(webhook) => {
+                let secret = match (&webhook.secret_file, &webhook.secret_env) {
+                    (Some(file), _) => std::fs::read_to_string(file)
+                        .with_context(|| format!("reading alerts.webhook.secret_file {}", file.display()))?,
+                    (None, Some(name)) => {
+                        std::env::var(name).with_context(|| format!("the environment has no {name}"))?
+                    }
+                    (None, None) => unreachable!("the configuration requires a secret"),
+                };
+                let notifier = alerts::WebhookNotifier::new(
+                    &webhook.url,
+                    secret.trim(),
+                    Duration::from_secs(10),
+                    alerts::webhook::unix_now,
+                );
+                Some((webhook.url.clone(), notifier.map_err(|e| anyhow!(e))?))
+            }
+            None => None,
+        };
+        let pending = store.outbox("pending")?;
+        let thread_store = open_store(&config.store)?;
+        let (deliveries, queue) = channel::<Delivery>();
+        let (has_email, has_webhook) = (email.is_some(), webhook.is_some());
+        let thread = std::thread::Builder::new().name(String::from("alert-delivery")).spawn(move || {
+            let mut store = thread_store;
+            let webhook = webhook.map(|(_, notifier)| notifier);
+            let mut random = rand::rng();
+            for (channel, notification) in queue {
+                let notifier: &dyn Notifier = match (channel, &email, &webhook) {
+                    ("email", Some(email), _) => email,
+                    ("webhook", _, Some(webhook)) => webhook,
+                    _ => continue, // a channel no longer configured: it stays pending
+                };
+                let outcome =
+                    deliver(notifier, &notification, RetryPolicy::default(), std::thread::sleep, || random.random());
+                if let alerts::Outcome::Failed { error, .. } = &outcome {
+                    eprintln!("alerts: a {channel} notification was not delivered: {error}");
+                }
+                if let Err(error) = store.finish(&notification.idempotency_key, &outcome) {
+                    eprintln!("alerts: {error}");
+                }
+            }
+        })?;
+        if !pending.is_empty() {
+            eprintln!("alerts: sending again {} notification(s) left pending by the last run", pending.len());
+        }
+        for entry in pending {
+            let channel = if entry.channel == "webhook" { "webhook" } else { "email" };
+            let _ = deliveries.send((channel, entry.notification));
+        }
+        Ok(LiveAlerts {
+            store,
+            pipeline: Pipeline::new(pipeline_config(config)),
+            rules: rules.to_vec(),
+            dashboard_url: config.dashboard_url.clone(),
+            email: has_email,
+            webhook: has_webhook,
+            deliveries: Some(deliveries),
+            thread: Some(thread),
+            logged: 0,
+        })
+    }
+
+    /// Logs the changes the dataflows reported; those new to the log go to the pipeline.
+    pub fn record(&mut self, names: &Names, changes: Vec<StudentAlertChange>, now: LocalTime) -> Result<()> {
+        for change in changes {
+            let rule = &self.rules[usize::from(change.rule)];
+            let entity = names.students.resolve(change.student);
+            let fired = change.fired.to_string();
+            let recipient = change.recipient.map(|staff| names.staff.resolve(staff).to_string());
+            let logged = LoggedChange {
+                key: LoggedChange::key_of(&rule.id, entity, &fired, change.kind.as_str(), &change.day.to_string()),
+                day: change.day.to_string(),
+                rule: rule.id.clone(),
+                entity: entity.to_string(),
+                change: change.kind.as_str().to_string(),
+                recipient: recipient.clone(),
+                evidence: evidence_json(rule, &change, names).to_string(),
+            };
+            if !self.store.record_change(&logged)? {
+                continue; // logged by an earlier run: its recipient has heard of it
+            }
+            self.logged += 1;
+            let fresh = format!("{:016x}", rand::rng().random::<u64>());
+            let reference = self.store.reference(&format!("{}|{entity}|{fired}", rule.id), &fresh)?;
+            let Some(recipient) = recipient else {
+                eprintln!("alerts: an alert change of rule {} has no recipient (no counselor assigned)", rule.id);
+                continue;
+            };
+            let previous = change.previous_recipient.map(|staff| names.staff.resolve(staff).to_string());
+            let change = match change.kind {
+                AlertChangeKind::Fired => Change::Fired,
+                AlertChangeKind::Resolved => Change::Resolved,
+                AlertChangeKind::Withdrawn => Change::Withdrawn,
+                AlertChangeKind::Rerouted => Change::Rerouted { from: previous },
+            };
+            self.pipeline.push(AlertEvent { at: now, reference, rule: rule.id.clone(), recipient, change });
+        }
+        Ok(())
+    }
+
+    /// Queues and hands over the digests due by `now`.
+    pub fn tick(&mut self, names: &Names, staff_emails: &FxHashMap<Sym, String>, now: LocalTime) -> Result<()> {
+        for digest in self.pipeline.advance(now) {
+            let address = names.staff.get(&digest.recipient).and_then(|staff| staff_emails.get(&staff));
+            let mut channels: Vec<(&'static str, String)> = Vec::new();
+            match (self.email, address) {
+                (true, Some(address)) => channels.push(("email", address.clone())),
+                (true, None) => eprintln!("alerts: no e-mail address for a recipient in the staff records"),
+                (false, _) => {}
+            }
+            if self.webhook {
+                channels.push(("webhook", digest.recipient.clone()));
+            }
+            for (channel, address) in channels {
+                let notification = Notification::of(&digest, &address, &self.dashboard_url);
+                if self.store.enqueue(channel, &notification)? {
+                    if let Some(deliveries) = &self.deliveries {
+                        let _ = deliveries.send((channel, notification));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops taking notifications and gives the delivery thread a few seconds to finish;
+    /// what it has not delivered stays pending in the outbox for the next run.
+    pub fn close(mut self) {
+        self.deliveries = None;
+        if let Some(thread) = self.thread.take() {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+fn pipeline_config(config: &AlertsConfig) -> PipelineConfig {
+    PipelineConfig {
+        group_wait_seconds: i64::from(config.group_wait_seconds),
+        group_interval_seconds: i64::from(config.group_interval_seconds),
+        repeat_interval_seconds: i64::from(config.repeat_interval_seconds),
+        delivery_hours: DeliveryHours {
+            start_minute: i64::from(config.delivery_start_minute),
+            end_minute: i64::from(config.delivery_end_minute),
+            weekdays_only: config.delivery_weekdays_only,
+        },
+        daily_budget: config.daily_budget,
+    }
+}
+
+fn smtp_settings(email: &config::EmailConfig) -> alerts::SmtpSettings {
+    let credentials = match (&email.credentials_file, &email.credentials_env) {
+        (Some(file), _) => alerts::SmtpCredentials::File(file.clone()),
+        (None, Some((user, password))) => {
+            alerts::SmtpCredentials::Environment { user: user.clone(), password: password.clone() }
+        }
+        (None, None) => alerts::SmtpCredentials::None,
+    };
+    alerts::SmtpSettings {
+        host: email.host.clone(),
+        port: email.port,
+        security: match email.security {
+            SmtpSecurityConfig::None => alerts::SmtpSecurity::None,
+            SmtpSecurityConfig::StartTls => alerts::SmtpSecurity::StartTls,
+            SmtpSecurityConfig::Tls => alerts::SmtpSecurity::Tls,
+        },
+        credentials,
+        from: email.from.clone(),
+        timeout: Duration::from_secs(30),
+    }
+}

@@ -1,0 +1,81 @@
+//! `wholechild run` with `[alerts]`, against a real broker and a real SMTP server: an
+//! alert raised by records from Kafka reaches the counselor's address from the staff
+//! records as an e-mail naming no student; after `kill -9` and a restart, which
+//! re-derives every alert from the topics, the alert log holds each change once and
+//! nobody is e-mailed again.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::broker::*;
+use support::cli::{scratch, wholechild};
+use support::smtp::SmtpServer;
+
+const RECORDS: [&str; 8] = [
+    r#"{"type":"school","id":"k1","source":"sis","name":"One","level":"middle","local_district":"ld1","community":"c1","region":"r1"}"#,
+    r#"{"type":"staff","id":"t1","source":"hr","name":"T One","email":"t1@district.example","role":"counselor","schools":["k1"]}"#,
+    r#"{"type":"enrollment","id":"e1","source":"sis","student_id":"s1","school_id":"k1","grade":7,"entry_date":"2026-08-31","exit_date":null}"#,
+    r#"{"type":"program","id":"p1","source":"sis","student_id":"s1","program":"homeless","begin_date":"2026-08-31","end_date":null}"#,
+    r#"{"type":"caseload","id":"c1","source":"sis","student_id":"s1","staff_id":"t1","role":"counselor","begin_date":"2026-08-31","end_date":null}"#,
+    r#"{"type":"attendance","id":"a1","source":"sis","student_id":"s1","school_id":"k1","date":"2026-09-01","status":"absent_unexcused"}"#,
+    r#"{"type":"attendance","id":"a2","source":"sis","student_id":"s1","school_id":"k1","date":"2026-09-02","status":"absent_unexcused"}"#,
+    r#"{"type":"attendance","id":"a3","source":"sis","student_id":"s1","school_id":"k1","date":"2026-09-03","status":"absent_excused"}"#,
+];
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn logged_changes(store: &Path) -> Vec<(String, String, String)> {
+    use alerts::AlertStore;
+    let mut store = alerts::SqliteStore::open(store).unwrap();
+    store.changes().unwrap().into_iter().map(|change| (change.rule, change.entity, change.change)).collect()
+}
+
+#[test]
+fn a_live_alert_is_e_mailed_to_the_counselor_once_even_across_a_kill_9() {
+    let dir = scratch("live-alerts");
+    let broker = Broker::start(&dir.join("broker.log"));
+    broker.create_topic("canonical", 2);
+    broker.create_topic("dead-letters", 1);
+    let smtp = SmtpServer::start(&dir.join("mail"));
+    let store = dir.join("alerts.sqlite");
+    let alerts = format!(
+        "[alerts]\nstore = \"sqlite:{}\"\ndashboard_url = \"https://dashboard.district.example\"\ngroup_wait_seconds = 0\ngroup_interval_seconds = 0\ndelivery_hours = \"00:00-24:00\"\ndelivery_weekdays_only = false\n[alerts.email]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"wholechild <alerts@district.example>\"\n",
+        store.display(),
+        smtp.port
+    );
+    let config = kafka_config(&dir, &broker, "live-alerts", &["canonical"], &alerts);
+    let events = dir.join("events.ndjson");
+    std::fs::write(&events, RECORDS.join("\n") + "\n").unwrap();
+    wholechild(&["produce", "--config", config.to_str().unwrap(), "--events", events.to_str().unwrap()]);
+    let live = ["run", "--config", config.to_str().unwrap(), "--as-of", "2026-09-03", "--publish-ms", "50"];
+
+    let first = Running::start(&live);
+    wait_until("an e-mail", Duration::from_secs(60), || !smtp.messages().is_empty());
+    let message = &smtp.messages()[0];
+    assert!(message.contains("To: t1@district.example"), "{message}");
+    assert!(message.contains("https://dashboard.district.example/alerts/"), "{message}");
+    for private in ["s1", "homeless", "vulnerable", "absent"] {
+        assert!(!message.contains(private), "`{private}` in the e-mail: {message}");
+    }
+    first.kill_9();
+
+    // The restart re-derives the alert from the topics: it is neither logged nor sent again.
+    let second = Running::start(&live);
+    let url = second.metrics_url();
+    wait_until("every record applied", Duration::from_secs(60), || {
+        metric_sum(&scrape(&url), "wholechild_record_effect_latency_seconds_count", "topic=\"canonical\"")
+            >= RECORDS.len() as f64
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let log = second.terminate();
+    assert!(log.contains("alerts: 0 alert change(s) logged"), "{log}");
+    assert_eq!(logged_changes(&store), [("vulnerable_absences".into(), "s1".into(), "fired".into())]);
+    assert_eq!(smtp.messages().len(), 1, "nobody is e-mailed twice");
+}
