@@ -2,8 +2,9 @@
 //! evidence, and `alert_load.ndjson`, the changes per recipient per week, so a district
 //! can tune a rule on last year's data before switching it on.
 
+use crate::entity_alerts::EntityAlertChange;
 use anyhow::{Context, Result};
-use config::{AlertRule, Threshold, STUDENT_VARIABLES};
+use config::{AlertRule, Threshold};
 use ingest::Names;
 use model::{AlertChangeKind, Day, StudentAlertChange, StudentEvidence};
 use rules::alerting::{variable, StudentView, Variable};
@@ -56,15 +57,40 @@ impl AlertLog {
             });
             writeln!(self.alerts, "{line}")?;
             self.written += 1;
-            let load = self.load.entry((recipient, week_of(change.day))).or_default();
-            match change.kind {
-                AlertChangeKind::Fired => load.fired += 1,
-                AlertChangeKind::Resolved => load.resolved += 1,
-                AlertChangeKind::Withdrawn => load.withdrawn += 1,
-                AlertChangeKind::Rerouted => load.rerouted_in += 1,
-            }
+            self.count(recipient, change.day, change.kind);
         }
         Ok(())
+    }
+
+    /// Writes school and section alert changes (after the day's student changes).
+    pub fn write_entity(&mut self, names: &Names, changes: Vec<EntityAlertChange>) -> Result<()> {
+        for change in changes {
+            let rule = &self.rules[change.rule];
+            let recipient = change.recipient.map(|staff| names.staff.resolve(staff).to_string());
+            let line = json!({
+                "day": change.day.to_string(),
+                "rule": rule.id,
+                "entity": change.entity,
+                "recipient": recipient,
+                "change": change.kind.as_str(),
+                "severity": rule.severity.as_str(),
+                "evidence": entity_evidence_json(rule, &change, names),
+            });
+            writeln!(self.alerts, "{line}")?;
+            self.written += 1;
+            self.count(recipient, change.day, change.kind);
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, recipient: Option<String>, day: Day, kind: AlertChangeKind) {
+        let load = self.load.entry((recipient, week_of(day))).or_default();
+        match kind {
+            AlertChangeKind::Fired => load.fired += 1,
+            AlertChangeKind::Resolved => load.resolved += 1,
+            AlertChangeKind::Withdrawn => load.withdrawn += 1,
+            AlertChangeKind::Rerouted => load.rerouted_in += 1,
+        }
     }
 
     /// Flushes `alerts.ndjson` and writes `alert_load.ndjson`; returns the changes written.
@@ -124,18 +150,50 @@ pub(crate) fn evidence_json(rule: &AlertRule, change: &StudentAlertChange, names
     Value::Object(out)
 }
 
-fn add_indicators(out: &mut Map<String, Value>, rule: &AlertRule, evidence: &StudentEvidence) {
-    let view = StudentView { row: &evidence.row, consecutive_absences: evidence.consecutive_absences };
+/// A school or section alert's evidence: the rule, the values it read, its thresholds.
+fn entity_evidence_json(rule: &AlertRule, change: &EntityAlertChange, names: &Names) -> Value {
+    let mut out = Map::new();
+    out.insert("definitions".into(), json!(DEFINITIONS));
+    out.insert(
+        "rule".into(),
+        json!({
+            "condition": rule.condition.source,
+            "exit": rule.exit.as_ref().map(|exit| exit.source.clone()),
+            "for_days": rule.for_days,
+        }),
+    );
+    out.insert("fired".into(), json!(change.fired.to_string()));
+    if change.kind == AlertChangeKind::Rerouted {
+        let previous = change.previous_recipient.map(|staff| names.staff.resolve(staff).to_string());
+        out.insert("previous_recipient".into(), json!(previous));
+    }
     let mut indicators = Map::new();
     for index in rule.variables() {
-        indicators.insert(STUDENT_VARIABLES[index].0.to_string(), variable_json(variable(&view, index)));
+        indicators.insert(rule.variable_name(index).to_string(), variable_json(change.values[index]));
     }
     out.insert("indicators".into(), Value::Object(indicators));
     let thresholds: Vec<Value> = rule
         .condition
         .thresholds
         .iter()
-        .map(|threshold| threshold_json(threshold, variable(&view, threshold.variable)))
+        .map(|threshold| threshold_json(rule, threshold, change.values[threshold.variable]))
+        .collect();
+    out.insert("thresholds".into(), Value::Array(thresholds));
+    Value::Object(out)
+}
+
+fn add_indicators(out: &mut Map<String, Value>, rule: &AlertRule, evidence: &StudentEvidence) {
+    let view = StudentView { row: &evidence.row, consecutive_absences: evidence.consecutive_absences };
+    let mut indicators = Map::new();
+    for index in rule.variables() {
+        indicators.insert(rule.variable_name(index).to_string(), variable_json(variable(&view, index)));
+    }
+    out.insert("indicators".into(), Value::Object(indicators));
+    let thresholds: Vec<Value> = rule
+        .condition
+        .thresholds
+        .iter()
+        .map(|threshold| threshold_json(rule, threshold, variable(&view, threshold.variable)))
         .collect();
     out.insert("thresholds".into(), Value::Array(thresholds));
     if !evidence.absences.is_empty() {
@@ -155,10 +213,10 @@ fn add_indicators(out: &mut Map<String, Value>, rule: &AlertRule, evidence: &Stu
     }
 }
 
-fn threshold_json(threshold: &Threshold, value: Variable) -> Value {
+fn threshold_json(rule: &AlertRule, threshold: &Threshold, value: Variable) -> Value {
     let value = value.as_number();
     json!({
-        "indicator": STUDENT_VARIABLES[threshold.variable].0,
+        "indicator": rule.variable_name(threshold.variable),
         "operator": threshold.operator,
         "threshold": threshold.value,
         "value": value,

@@ -7,7 +7,7 @@ use crate::generate::{generate, GenerateOptions};
 use crate::output::school_tables;
 use anyhow::Result;
 use dataflows::{Engine, EngineParams};
-use ingest::{Names, Rejected};
+use ingest::{Rejected, Upsert};
 use model::{Day, Rate};
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -90,7 +90,8 @@ impl Observer for LiveSummary {
         Ok(())
     }
 
-    fn day_closed(&mut self, engine: &mut Engine, names: &Names, day: Day, stats: &DayStats) -> Result<()> {
+    fn day_closed(&mut self, engine: &mut Engine, upsert: &Upsert, day: Day, stats: &DayStats) -> Result<()> {
+        let names = &upsert.names;
         if !engine.calendar().is_instructional(day) {
             return Ok(());
         }

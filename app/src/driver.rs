@@ -24,7 +24,7 @@ pub trait Observer {
         Ok(())
     }
     /// `day` has closed: the engine's outputs are complete as of it.
-    fn day_closed(&mut self, _engine: &mut Engine, _names: &Names, _day: Day, _stats: &DayStats) -> Result<()> {
+    fn day_closed(&mut self, _engine: &mut Engine, _upsert: &Upsert, _day: Day, _stats: &DayStats) -> Result<()> {
         Ok(())
     }
 }
@@ -136,7 +136,7 @@ impl Feeder {
         observer: &mut dyn Observer,
     ) -> Result<()> {
         if let Some(closed) = self.clock.filter(|&clock| day > clock) {
-            close_day(engine, &self.upsert.names, closed, day, options, &mut self.day_stats, observer)?;
+            close_day(engine, &self.upsert, closed, day, options, &mut self.day_stats, observer)?;
         }
         if self.clock.is_none_or(|clock| day > clock) {
             self.clock = Some(day);
@@ -164,15 +164,7 @@ impl Feeder {
         };
         // The clock's last day closes like every other (the demo shows it, --daily reports it).
         if let Some(closed) = feeder.clock {
-            close_day(
-                engine,
-                &feeder.upsert.names,
-                closed,
-                Day(closed.0 + 1),
-                options,
-                &mut feeder.day_stats,
-                observer,
-            )?;
+            close_day(engine, &feeder.upsert, closed, Day(closed.0 + 1), options, &mut feeder.day_stats, observer)?;
         }
         engine.close_epoch(as_of, Snapshot::All);
         Ok(Driven { names: feeder.upsert.names, as_of, stats: feeder.upsert.stats, rejected: feeder.rejected })
@@ -200,7 +192,7 @@ pub fn drive(
 /// day strictly between them, so each has its snapshot.
 fn close_day(
     engine: &mut Engine,
-    names: &Names,
+    upsert: &Upsert,
     closed: Day,
     next: Day,
     options: &DriverOptions,
@@ -210,14 +202,14 @@ fn close_day(
     let instructional = engine.calendar().is_instructional(closed);
     let snapshot = if options.daily && instructional { Snapshot::Changed } else { Snapshot::None };
     engine.close_epoch(closed, snapshot);
-    observer.day_closed(engine, names, closed, day_stats)?;
+    observer.day_closed(engine, upsert, closed, day_stats)?;
     *day_stats = DayStats::default();
     if options.daily {
         let between: Vec<Day> =
             engine.calendar().instructional_days().iter().copied().filter(|&day| closed < day && day < next).collect();
         for day in between {
             engine.close_epoch(day, Snapshot::Changed);
-            observer.day_closed(engine, names, day, day_stats)?;
+            observer.day_closed(engine, upsert, day, day_stats)?;
         }
     }
     Ok(())

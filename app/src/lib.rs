@@ -4,6 +4,7 @@
 pub mod alert_log;
 pub mod demo;
 pub mod driver;
+pub mod entity_alerts;
 pub mod generate;
 pub mod live_alerts;
 pub mod metrics;

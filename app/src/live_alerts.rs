@@ -10,13 +10,14 @@
 //! keys.
 
 use crate::alert_log::evidence_json;
+use crate::entity_alerts::EntityAlertChange;
 use alerts::{
     deliver, AlertEvent, AlertStore, Change, DeliveryHours, LocalTime, LoggedChange, Notification, Notifier, Pipeline,
     PipelineConfig, RetryPolicy,
 };
 use anyhow::{anyhow, Context, Result};
 use config::{AlertRule, AlertStoreConfig, AlertsConfig, SmtpSecurityConfig};
-use ingest::Names;
+use ingest::{Names, StaffEntry};
 use model::{AlertChangeKind, StudentAlertChange, Sym};
 use rand::Rng;
 use rustc_hash::FxHashMap;
@@ -141,32 +142,78 @@ impl LiveAlerts {
                 recipient: recipient.clone(),
                 evidence: evidence_json(rule, &change, names).to_string(),
             };
-            if !self.store.record_change(&logged)? {
-                continue; // logged by an earlier run: its recipient has heard of it
-            }
-            self.logged += 1;
-            let fresh = format!("{:016x}", rand::rng().random::<u64>());
-            let reference = self.store.reference(&format!("{}|{entity}|{fired}", rule.id), &fresh)?;
-            let Some(recipient) = recipient else {
-                eprintln!("alerts: an alert change of rule {} has no recipient (no counselor assigned)", rule.id);
-                continue;
-            };
             let previous = change.previous_recipient.map(|staff| names.staff.resolve(staff).to_string());
-            let change = match change.kind {
-                AlertChangeKind::Fired => Change::Fired,
-                AlertChangeKind::Resolved => Change::Resolved,
-                AlertChangeKind::Withdrawn => Change::Withdrawn,
-                AlertChangeKind::Rerouted => Change::Rerouted { from: previous },
-            };
-            self.pipeline.push(AlertEvent { at: now, reference, rule: rule.id.clone(), recipient, change });
+            self.push_new(&logged, &fired, recipient, change.kind, previous, now)?;
         }
         Ok(())
     }
 
+    /// Logs school and section alert changes; those new to the log go to the pipeline.
+    pub fn record_entities(&mut self, names: &Names, changes: Vec<EntityAlertChange>, now: LocalTime) -> Result<()> {
+        for change in changes {
+            let rule = &self.rules[change.rule];
+            let fired = change.fired.to_string();
+            let recipient = change.recipient.map(|staff| names.staff.resolve(staff).to_string());
+            let evidence: Vec<String> = rule
+                .variables()
+                .into_iter()
+                .map(|index| format!("{}={:?}", rule.variable_name(index), change.values[index]))
+                .collect();
+            let logged = LoggedChange {
+                key: LoggedChange::key_of(
+                    &rule.id,
+                    &change.entity,
+                    &fired,
+                    change.kind.as_str(),
+                    &change.day.to_string(),
+                ),
+                day: change.day.to_string(),
+                rule: rule.id.clone(),
+                entity: change.entity.clone(),
+                change: change.kind.as_str().to_string(),
+                recipient: recipient.clone(),
+                evidence: serde_json::json!({ "indicators": evidence }).to_string(),
+            };
+            let previous = change.previous_recipient.map(|staff| names.staff.resolve(staff).to_string());
+            self.push_new(&logged, &fired, recipient, change.kind, previous, now)?;
+        }
+        Ok(())
+    }
+
+    /// Logs one change; if it is new, names its alert and hands it to the pipeline.
+    fn push_new(
+        &mut self,
+        logged: &LoggedChange,
+        fired: &str,
+        recipient: Option<String>,
+        kind: AlertChangeKind,
+        previous: Option<String>,
+        now: LocalTime,
+    ) -> Result<()> {
+        if !self.store.record_change(logged)? {
+            return Ok(()); // logged by an earlier run: its recipient has heard of it
+        }
+        self.logged += 1;
+        let fresh = format!("{:016x}", rand::rng().random::<u64>());
+        let reference = self.store.reference(&format!("{}|{}|{fired}", logged.rule, logged.entity), &fresh)?;
+        let Some(recipient) = recipient else {
+            eprintln!("alerts: an alert change of rule {} has no recipient (nobody assigned)", logged.rule);
+            return Ok(());
+        };
+        let change = match kind {
+            AlertChangeKind::Fired => Change::Fired,
+            AlertChangeKind::Resolved => Change::Resolved,
+            AlertChangeKind::Withdrawn => Change::Withdrawn,
+            AlertChangeKind::Rerouted => Change::Rerouted { from: previous },
+        };
+        self.pipeline.push(AlertEvent { at: now, reference, rule: logged.rule.clone(), recipient, change });
+        Ok(())
+    }
+
     /// Queues and hands over the digests due by `now`.
-    pub fn tick(&mut self, names: &Names, staff_emails: &FxHashMap<Sym, String>, now: LocalTime) -> Result<()> {
+    pub fn tick(&mut self, names: &Names, staff: &FxHashMap<Sym, StaffEntry>, now: LocalTime) -> Result<()> {
         for digest in self.pipeline.advance(now) {
-            let address = names.staff.get(&digest.recipient).and_then(|staff| staff_emails.get(&staff));
+            let address = names.staff.get(&digest.recipient).and_then(|id| staff.get(&id)).map(|entry| &entry.email);
             let mut channels: Vec<(&'static str, String)> = Vec::new();
             match (self.email, address) {
                 (true, Some(address)) => channels.push(("email", address.clone())),

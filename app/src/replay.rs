@@ -2,10 +2,11 @@
 
 use crate::alert_log::AlertLog;
 use crate::driver::{drive, DayStats, DriverOptions, Observer};
+use crate::entity_alerts::EntityAlerts;
 use crate::output::{rejected_json, rollup_json, school_json, school_tables, student_json, write_lines, SchoolTables};
 use anyhow::{Context, Result};
 use dataflows::{Engine, EngineParams};
-use ingest::{Names, Rejected};
+use ingest::{Names, Rejected, Upsert};
 use model::{Day, SchoolRow};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -53,9 +54,9 @@ pub fn replay(options: ReplayOptions) -> Result<ReplaySummary> {
     };
     let driver_options = DriverOptions::following_input(options.daily, options.as_of, options.decode_threads);
     let out = options.out.clone();
-    let alert_rules = options.alerts.then(|| options.config.rules.clone());
+    let alert_config = options.alerts.then(|| options.config.clone());
     dataflows::run(options.workers, params, move |engine| -> Result<ReplaySummary> {
-        let mut observer = ReplayFiles::create(&out, driver_options.daily, alert_rules.as_deref())?;
+        let mut observer = ReplayFiles::create(&out, driver_options.daily, alert_config.as_ref())?;
         let driven = drive(engine, blocks, &driver_options, &mut observer)?;
         let alert_changes = observer.finish(engine, &driven.names, &out)?;
         write_final(engine, &driven.names, &out).map(|(students, schools)| ReplaySummary {
@@ -93,7 +94,7 @@ pub(crate) fn write_final(engine: &mut Engine, names: &Names, out: &Path) -> Res
     Ok((student_count, tables.schools.len()))
 }
 
-fn current_tables(engine: &Engine, names: &Names) -> SchoolTables {
+pub(crate) fn current_tables(engine: &Engine, names: &Names) -> SchoolTables {
     let counts = engine.outputs().counts.lock().expect("counts");
     let directory = engine.outputs().directory.lock().expect("directory");
     school_tables(names, &counts, &directory)
@@ -105,6 +106,8 @@ struct ReplayFiles {
     rejected: BufWriter<File>,
     daily: Option<DailyFiles>,
     alerts: Option<AlertLog>,
+    /// School and section rules, checked as each day closes (with `alerts`).
+    entity_alerts: Option<EntityAlerts>,
 }
 
 struct DailyFiles {
@@ -116,7 +119,7 @@ struct DailyFiles {
 }
 
 impl ReplayFiles {
-    fn create(out: &Path, daily: bool, alert_rules: Option<&[config::AlertRule]>) -> Result<ReplayFiles> {
+    fn create(out: &Path, daily: bool, alerts: Option<&config::Config>) -> Result<ReplayFiles> {
         let create = |name: &str| -> Result<BufWriter<File>> {
             let path = out.join(name);
             Ok(BufWriter::new(File::create(&path).with_context(|| format!("creating {}", path.display()))?))
@@ -133,8 +136,9 @@ impl ReplayFiles {
         } else {
             None
         };
-        let alerts = alert_rules.map(|rules| AlertLog::create(out, rules)).transpose()?;
-        Ok(ReplayFiles { rejected: create("rejected.ndjson")?, daily, alerts })
+        let entity_alerts = alerts.and_then(|config| EntityAlerts::new(&config.rules, &config.sections));
+        let alerts = alerts.map(|config| AlertLog::create(out, &config.rules)).transpose()?;
+        Ok(ReplayFiles { rejected: create("rejected.ndjson")?, daily, alerts, entity_alerts })
     }
 
     /// Flushes the files; writes the final epoch's alert changes and the alert load.
@@ -161,9 +165,16 @@ impl Observer for ReplayFiles {
         Ok(())
     }
 
-    fn day_closed(&mut self, engine: &mut Engine, names: &Names, day: Day, _stats: &DayStats) -> Result<()> {
+    fn day_closed(&mut self, engine: &mut Engine, upsert: &Upsert, day: Day, _stats: &DayStats) -> Result<()> {
+        let names = &upsert.names;
         if let Some(alerts) = &mut self.alerts {
             alerts.write(names, engine.take_alert_changes())?;
+            if let Some(entity_alerts) = &mut self.entity_alerts {
+                let tables = current_tables(engine, names);
+                let directory = engine.outputs().directory.lock().expect("directory").clone();
+                let changes = entity_alerts.day_closed(day, engine.calendar(), &tables, &directory, upsert);
+                alerts.write_entity(names, changes)?;
+            }
         }
         let Some(daily) = &mut self.daily else {
             return Ok(());

@@ -7,13 +7,14 @@
 //! SIGTERM or SIGINT on the wall-clock calendar (today in the district's time zone).
 
 use crate::driver::{DayStats, DriverOptions, Feeder, Observer};
+use crate::entity_alerts::EntityAlerts;
 use crate::live_alerts::{local_now, LiveAlerts};
 use crate::replay::write_final;
 use anyhow::{anyhow, bail, Result};
 use config::Config;
 use dataflows::{Engine, EngineParams};
 use ingest::kafka::{KafkaSource, SourceMetrics};
-use ingest::{Names, Rejected};
+use ingest::{Rejected, Upsert};
 use model::Day;
 use rdkafka::consumer::CommitMode;
 use std::path::PathBuf;
@@ -73,6 +74,8 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
         Some(alerts) => Some(LiveAlerts::start(alerts, &options.config.rules)?),
         None => None,
     };
+    let mut entity_alerts =
+        options.config.alerts.as_ref().and_then(|_| EntityAlerts::new(&options.config.rules, &options.config.sections));
     let sources = options.config.sources.clone();
     dataflows::run(options.workers, params, move |engine| -> Result<RunSummary> {
         let mut source = KafkaSource::connect(&kafka, &sources, metrics)?;
@@ -115,9 +118,12 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
             if last_publish.elapsed() >= options.publish_every || (read == 0 && !applied.is_empty()) {
                 publish(&mut feeder, engine, &mut source, &mut applied, CommitMode::Async)?;
                 last_publish = Instant::now();
+                if let Some(alerts) = &mut live_alerts {
+                    record_alerts(alerts, entity_alerts.as_mut(), &feeder, engine)?;
+                }
             }
             if let Some(alerts) = &mut live_alerts {
-                pass_alerts(alerts, &feeder, engine)?;
+                alerts.tick(&feeder.upsert.names, &feeder.upsert.staff, local_now())?;
             }
             if read == 0 && source.reader_stopped() {
                 bail!("the Kafka reader stopped (its error is in the log above)");
@@ -129,7 +135,8 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
         }
         publish(&mut feeder, engine, &mut source, &mut applied, CommitMode::Sync)?;
         if let Some(alerts) = &mut live_alerts {
-            pass_alerts(alerts, &feeder, engine)?;
+            record_alerts(alerts, entity_alerts.as_mut(), &feeder, engine)?;
+            alerts.tick(&feeder.upsert.names, &feeder.upsert.staff, local_now())?;
         }
         let driven = feeder.finish(engine, &driver_options, &mut log)?;
         if let Some(alerts) = live_alerts.take() {
@@ -156,11 +163,24 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
     .map_err(anyhow::Error::msg)?
 }
 
-/// Logs the alert changes of the epochs closed so far and hands over the digests due.
-fn pass_alerts(alerts: &mut LiveAlerts, feeder: &Feeder, engine: &mut Engine) -> Result<()> {
+/// Logs the alert changes of the epochs closed so far: student rules from the dataflow,
+/// school and section rules checked on the figures just published.
+fn record_alerts(
+    alerts: &mut LiveAlerts,
+    entity_alerts: Option<&mut EntityAlerts>,
+    feeder: &Feeder,
+    engine: &mut Engine,
+) -> Result<()> {
     let now = local_now();
-    alerts.record(&feeder.upsert.names, engine.take_alert_changes(), now)?;
-    alerts.tick(&feeder.upsert.names, &feeder.upsert.staff_emails, now)
+    let names = &feeder.upsert.names;
+    alerts.record(names, engine.take_alert_changes(), now)?;
+    if let (Some(entity_alerts), Some(day)) = (entity_alerts, feeder.clock) {
+        let tables = crate::replay::current_tables(engine, names);
+        let directory = engine.outputs().directory.lock().expect("directory").clone();
+        let changes = entity_alerts.day_closed(day, engine.calendar(), &tables, &directory, &feeder.upsert);
+        alerts.record_entities(names, changes, now)?;
+    }
+    Ok(())
 }
 
 /// Makes everything fed so far visible, then commits the offsets of what it covers and
@@ -211,7 +231,7 @@ impl Observer for RunLog {
         Ok(())
     }
 
-    fn day_closed(&mut self, _engine: &mut Engine, _names: &Names, day: Day, stats: &DayStats) -> Result<()> {
+    fn day_closed(&mut self, _engine: &mut Engine, _upsert: &Upsert, day: Day, stats: &DayStats) -> Result<()> {
         if self.live {
             eprintln!(
                 "day {day} closed: {} records, {} corrections, {} withdrawals, {} rejected",

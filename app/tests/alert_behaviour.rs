@@ -247,3 +247,80 @@ fn the_backtest_is_the_same_for_every_worker_count_and_counts_load_per_week() {
         load.lines().map(|line| serde_json::from_str::<Value>(line).unwrap()["fired"].as_u64().unwrap()).sum();
     assert_eq!(counted, fired);
 }
+
+fn staff(id: &str, role: &str, schools: &str, local_district: Option<&str>) -> String {
+    let district = local_district.map_or(String::new(), |district| format!(r#","local_district":"{district}""#));
+    format!(
+        r#"{{"type":"staff","id":"{id}","source":"hr","name":"N","email":"{id}@district.example","role":"{role}","schools":[{schools}]{district}}}"#
+    )
+}
+
+fn section(id: &str, enrolled: u32) -> String {
+    format!(
+        r#"{{"type":"section","id":"{id}","source":"sis","school_id":"k1","course_id":"m7","subject":"math","enrolled":{enrolled}}}"#
+    )
+}
+
+#[test]
+fn an_oversized_section_goes_to_the_principal_and_resolves_when_corrected() {
+    let days = school_days(3);
+    let lines = vec![
+        SCHOOL.to_string(),
+        staff("p1", "principal", r#""k1""#, None),
+        enrollment("s1", &days[0]),
+        attendance("a0", "s1", &days[0], "present"),
+        section("sec1", 41),
+        attendance("a1", "s1", &days[1], "present"),
+        section("sec1", 38),
+        attendance("a2", "s1", &days[2], "present"),
+    ];
+    let alerts = backtest("section", config::DEFAULT_RULES_TOML, &lines);
+    assert_eq!(
+        summary(&alerts),
+        [
+            change(&days[0], "oversized_section", "sec1", "fired", Some("p1")),
+            change(&days[1], "oversized_section", "sec1", "resolved", Some("p1")),
+        ]
+    );
+    assert_eq!(alerts[0]["evidence"]["indicators"]["enrolled"], 41);
+    assert_eq!(alerts[0]["evidence"]["indicators"]["cap"], 39);
+}
+
+#[test]
+fn a_rise_in_a_schools_chronic_absence_goes_to_its_local_district() {
+    // Ten students; s1-s3 absent on days 1-4 (chronic on days 31-40), s4-s7 absent on days
+    // 36-41 (chronic from day 39). The rate is 30 % on days 31-38, 70 % on 39-40 and 40 %
+    // from day 41: 20 days after day 31 (day 51) it has risen by 10 points; on day 59 the
+    // rate 20 days before is day 39's 70 %, and the rise is gone.
+    let days = school_days(60);
+    let mut lines = vec![SCHOOL.to_string(), staff("d1", "district_admin", "", Some("ld1"))];
+    for student in 0..10 {
+        lines.push(enrollment(&format!("s{student}"), &days[0]));
+    }
+    for (index, day) in days.iter().enumerate() {
+        lines.push(attendance(&format!("p-{day}"), "s0", day, "present"));
+        let absent: &[u32] = match index {
+            0..=3 => &[1, 2, 3],
+            35..=40 => &[4, 5, 6, 7],
+            _ => &[],
+        };
+        for student in absent {
+            lines.push(attendance(&format!("a-{student}-{day}"), &format!("s{student}"), day, "absent_excused"));
+        }
+    }
+    let alerts = backtest("school-rise", config::DEFAULT_RULES_TOML, &lines);
+    let rises: Vec<&Value> = alerts.iter().filter(|alert| alert["rule"] == "school_chronic_rise").collect();
+    let summary = summary(&rises.iter().map(|alert| (*alert).clone()).collect::<Vec<_>>());
+    assert_eq!(
+        summary,
+        [
+            change(&days[50], "school_chronic_rise", "k1", "fired", Some("d1")),
+            change(&days[58], "school_chronic_rise", "k1", "resolved", Some("d1")),
+        ]
+    );
+    let indicators = &rises[0]["evidence"]["indicators"];
+    assert_eq!(
+        (indicators["chronic_absence_rate"].as_f64(), indicators["chronic_absence_rate_20_days_ago"].as_f64()),
+        (Some(0.4), Some(0.3))
+    );
+}

@@ -52,11 +52,77 @@ pub fn student_variable(name: &str) -> Option<usize> {
     STUDENT_VARIABLES.iter().position(|(known, _)| *known == name)
 }
 
-/// What a rule is about. School and section rules come with the next part of the alert
-/// work; until then a rule's `on` must be `student`.
+impl AlertRule {
+    /// The name of the rule's variable `index`.
+    pub fn variable_name(&self, index: usize) -> &'static str {
+        self.entity.variables()[index].0
+    }
+}
+
+/// Every indicator a school rule may name: the school indicators of metrics.md (without
+/// the ticket counts, which come with the help-desk work), plus
+/// `chronic_absence_rate_20_days_ago`, the rate as of 20 instructional days before D (null
+/// before then), which the `school_chronic_rise` rule compares with.
+pub const SCHOOL_VARIABLES: &[(&str, VariableType)] = &[
+    ("enrolled", VariableType::Int),
+    ("cumulative_enrollment", VariableType::Int),
+    ("chronic_absence_rate", VariableType::Rate),
+    ("suspension_rate", VariableType::Rate),
+    ("tier_1", VariableType::Int),
+    ("tier_2", VariableType::Int),
+    ("tier_3", VariableType::Int),
+    ("oversized_sections", VariableType::Int),
+    ("chronic_absence_rate_20_days_ago", VariableType::Rate),
+];
+
+/// Every value a section rule may name: its head count, the cap of `[sections]`, and
+/// whether the cap applies to it (its subject and its school's level).
+pub const SECTION_VARIABLES: &[(&str, VariableType)] =
+    &[("enrolled", VariableType::Int), ("cap", VariableType::Int), ("capped", VariableType::Bool)];
+
+/// What a rule is about.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum RuleEntity {
     Student,
+    School,
+    Section,
+}
+
+impl RuleEntity {
+    pub fn parse(text: &str) -> Option<RuleEntity> {
+        Some(match text {
+            "student" => RuleEntity::Student,
+            "school" => RuleEntity::School,
+            "section" => RuleEntity::Section,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleEntity::Student => "student",
+            RuleEntity::School => "school",
+            RuleEntity::Section => "section",
+        }
+    }
+
+    /// The indicators its rules may name.
+    pub fn variables(self) -> &'static [(&'static str, VariableType)] {
+        match self {
+            RuleEntity::Student => STUDENT_VARIABLES,
+            RuleEntity::School => SCHOOL_VARIABLES,
+            RuleEntity::Section => SECTION_VARIABLES,
+        }
+    }
+
+    /// Who its alerts may go to, the first being the default.
+    pub fn recipients(self) -> &'static [RecipientRole] {
+        match self {
+            RuleEntity::Student => &[RecipientRole::Counselor],
+            RuleEntity::School => &[RecipientRole::Principal, RecipientRole::LocalDistrict],
+            RuleEntity::Section => &[RecipientRole::Principal],
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -88,12 +154,18 @@ impl Severity {
 pub enum RecipientRole {
     /// The student's counselor of the caseload stream on the day.
     Counselor,
+    /// The principal of the school (a `staff` record with role `principal` naming it).
+    Principal,
+    /// The staff of the school's local district (role `district_admin`, that `local_district`).
+    LocalDistrict,
 }
 
 impl RecipientRole {
     pub fn as_str(self) -> &'static str {
         match self {
             RecipientRole::Counselor => "counselor",
+            RecipientRole::Principal => "principal",
+            RecipientRole::LocalDistrict => "local_district",
         }
     }
 }
@@ -102,7 +174,7 @@ impl RecipientRole {
 /// alert's evidence reports, with the indicator's margin over it.
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub struct Threshold {
-    /// Index into [`STUDENT_VARIABLES`].
+    /// Index into the rule's entity's variables.
     pub variable: usize,
     /// `<`, `<=`, `>`, `>=`, `==` or `!=`, with the indicator on the left.
     pub operator: &'static str,
@@ -114,7 +186,9 @@ pub struct Threshold {
 pub struct RuleExpression {
     pub source: String,
     pub program: Arc<Program>,
-    /// Indices into [`STUDENT_VARIABLES`], sorted.
+    /// What the expression is about: its variables are that entity's.
+    pub entity: RuleEntity,
+    /// Indices into the entity's variables, sorted.
     pub variables: Vec<usize>,
     pub thresholds: Vec<Threshold>,
 }
@@ -151,20 +225,21 @@ impl AlertRule {
 
 /// Compiles and checks one expression; the error says what is wrong, never at which line
 /// (the caller knows that).
-pub fn compile_expression(source: &str) -> Result<RuleExpression, String> {
+pub fn compile_expression(source: &str, entity: RuleEntity) -> Result<RuleExpression, String> {
+    let table = entity.variables();
     let program = Program::compile(source).map_err(|errors| format!("not a CEL expression: {errors}"))?;
     let references = program.references();
     let mut variables = Vec::new();
     let mut unknown = Vec::new();
     for name in references.variables() {
-        match student_variable(name) {
+        match table.iter().position(|(known, _)| *known == name) {
             Some(index) => variables.push(index),
             None => unknown.push(name.to_string()),
         }
     }
     if !unknown.is_empty() {
         unknown.sort();
-        let known: Vec<&str> = STUDENT_VARIABLES.iter().map(|(name, _)| *name).collect();
+        let known: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
         return Err(format!("unknown indicator(s) {} (known: {})", unknown.join(", "), known.join(", ")));
     }
     variables.sort_unstable();
@@ -172,7 +247,7 @@ pub fn compile_expression(source: &str) -> Result<RuleExpression, String> {
     // The type check: evaluated on a row of the right types, it must give a boolean.
     let mut context = Context::default();
     for &index in &variables {
-        context.add_variable_from_value(STUDENT_VARIABLES[index].0, sample_value(STUDENT_VARIABLES[index].1));
+        context.add_variable_from_value(table[index].0, sample_value(table[index].1));
     }
     match program.execute(&context) {
         Ok(Value::Bool(_)) => {}
@@ -180,8 +255,8 @@ pub fn compile_expression(source: &str) -> Result<RuleExpression, String> {
         Err(error) => return Err(format!("type error: {error}")),
     }
     let mut thresholds = Vec::new();
-    collect_thresholds(&program.expression().expr, &mut thresholds);
-    Ok(RuleExpression { source: source.to_string(), program: Arc::new(program), variables, thresholds })
+    collect_thresholds(&program.expression().expr, table, &mut thresholds);
+    Ok(RuleExpression { source: source.to_string(), program: Arc::new(program), entity, variables, thresholds })
 }
 
 fn sample_value(kind: VariableType) -> Value {
@@ -194,7 +269,7 @@ fn sample_value(kind: VariableType) -> Value {
 }
 
 /// Finds `indicator OP number` (or `number OP indicator`, mirrored) anywhere in `expr`.
-fn collect_thresholds(expr: &Expr, out: &mut Vec<Threshold>) {
+fn collect_thresholds(expr: &Expr, table: &[(&str, VariableType)], out: &mut Vec<Threshold>) {
     let Expr::Call(call) = expr else {
         return;
     };
@@ -215,13 +290,13 @@ fn collect_thresholds(expr: &Expr, out: &mut Vec<Threshold>) {
             _ => None,
         };
         if let Some((name, operator, value)) = threshold {
-            if let Some(variable) = student_variable(name) {
+            if let Some(variable) = table.iter().position(|(known, _)| known == name) {
                 out.push(Threshold { variable, operator, value });
             }
         }
     }
     for arg in call.args.iter().chain(call.target.as_deref()) {
-        collect_thresholds(&arg.expr, out);
+        collect_thresholds(&arg.expr, table, out);
     }
 }
 
@@ -278,6 +353,23 @@ condition = "health_visits_30 >= 3"
 exit = "health_visits_30 <= 1"
 severity = "warning"
 recipient = "counselor"
+
+[[rules]]
+id = "oversized_section"
+on = "section"
+description = "A class section is over its cap."
+condition = "capped && enrolled > cap"
+severity = "warning"
+recipient = "principal"
+
+[[rules]]
+id = "school_chronic_rise"
+on = "school"
+description = "The school's chronic-absence rate rose by 5 points or more in 20 instructional days."
+condition = "chronic_absence_rate - chronic_absence_rate_20_days_ago >= 0.05"
+exit = "chronic_absence_rate - chronic_absence_rate_20_days_ago < 0.03"
+severity = "warning"
+recipient = "local_district"
 "#;
 
 #[cfg(test)]
@@ -286,7 +378,8 @@ mod tests {
 
     #[test]
     fn an_expression_names_its_variables_and_thresholds() {
-        let expression = compile_expression("attendance_rate < 0.9 && 10 <= days_enrolled").unwrap();
+        let expression =
+            compile_expression("attendance_rate < 0.9 && 10 <= days_enrolled", RuleEntity::Student).unwrap();
         let names: Vec<&str> = expression.variables.iter().map(|&i| STUDENT_VARIABLES[i].0).collect();
         assert_eq!(names, ["days_enrolled", "attendance_rate"]);
         let thresholds: Vec<(&str, &str, f64)> =
@@ -296,13 +389,17 @@ mod tests {
 
     #[test]
     fn unknown_indicators_type_errors_and_syntax_errors_are_refused() {
-        let unknown = compile_expression("tier == 3 && grade_point_average < 2.0").unwrap_err();
+        let student = RuleEntity::Student;
+        let unknown = compile_expression("tier == 3 && grade_point_average < 2.0", student).unwrap_err();
         assert!(unknown.starts_with("unknown indicator(s) grade_point_average"), "{unknown}");
-        let type_error = compile_expression("tier > 'three'").unwrap_err();
+        let type_error = compile_expression("tier > 'three'", student).unwrap_err();
         assert!(type_error.starts_with("type error"), "{type_error}");
-        let not_boolean = compile_expression("days_absent + 1").unwrap_err();
+        let not_boolean = compile_expression("days_absent + 1", student).unwrap_err();
         assert!(not_boolean.contains("not a boolean"), "{not_boolean}");
-        let syntax = compile_expression("tier ==").unwrap_err();
+        // A school rule may not name a student indicator.
+        let school = compile_expression("tier_3 > 10 && tier == 3", RuleEntity::School).unwrap_err();
+        assert!(school.starts_with("unknown indicator(s) tier "), "{school}");
+        let syntax = compile_expression("tier ==", student).unwrap_err();
         assert!(syntax.starts_with("not a CEL expression"), "{syntax}");
     }
 }

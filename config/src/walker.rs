@@ -817,21 +817,21 @@ fn read_rule(walker: &mut Walker, table: &dyn TableLike, span: Span, path: &str)
         }
         valid
     });
-    let entity = match walker.string(table, path, "on").as_deref() {
-        None | Some("student") => Some(RuleEntity::Student),
-        Some(_) => {
+    let entity = match walker.string(table, path, "on") {
+        None => Some(RuleEntity::Student),
+        Some(name) => RuleEntity::parse(&name).or_else(|| {
             let span = table.get("on").and_then(|item| item.span());
-            let message = "only `student` rules are supported so far (school and section rules are not yet)";
-            walker.problem(span, &join(path, "on"), message);
+            walker.problem(span, &join(path, "on"), "expected one of: student, school, section");
             None
-        }
+        }),
     };
     let description = walker.string(table, path, "description").unwrap_or_default();
     let condition = walker.required_string(table, span.clone(), path, "condition");
-    let condition = condition.and_then(|source| rule_expression(walker, table, path, "condition", &source));
+    let on = entity.unwrap_or(RuleEntity::Student);
+    let condition = condition.and_then(|source| rule_expression(walker, table, path, "condition", &source, on));
     // Outer `None`: the exit condition was refused; inner `None`: there is none.
     let exit = match walker.string(table, path, "exit") {
-        Some(source) => rule_expression(walker, table, path, "exit", &source).map(Some),
+        Some(source) => rule_expression(walker, table, path, "exit", &source, on).map(Some),
         None => Some(None),
     };
     let for_days = walker.integer(table, path, "for_days", 0, 0);
@@ -843,13 +843,16 @@ fn read_rule(walker: &mut Walker, table: &dyn TableLike, span: Span, path: &str)
             None
         }),
     };
-    let recipient = match walker.string(table, path, "recipient").as_deref() {
-        None | Some("counselor") => Some(RecipientRole::Counselor),
-        Some(_) => {
+    let allowed = on.recipients();
+    let recipient = match walker.string(table, path, "recipient") {
+        None => Some(allowed[0]),
+        Some(name) => allowed.iter().copied().find(|role| role.as_str() == name).or_else(|| {
             let span = table.get("recipient").and_then(|item| item.span());
-            walker.problem(span, &join(path, "recipient"), "a student rule goes to the `counselor`");
+            let names: Vec<&str> = allowed.iter().map(|role| role.as_str()).collect();
+            let message = format!("a rule on a {} goes to one of: {}", on.as_str(), names.join(", "));
+            walker.problem(span, &join(path, "recipient"), message);
             None
-        }
+        }),
     };
     Some(AlertRule {
         id: id?,
@@ -870,8 +873,9 @@ fn rule_expression(
     path: &str,
     key: &str,
     source: &str,
+    entity: RuleEntity,
 ) -> Option<RuleExpression> {
-    match compile_expression(source) {
+    match compile_expression(source, entity) {
         Ok(expression) => Some(expression),
         Err(message) => {
             let span = table.get(key).and_then(|item| item.span());
@@ -1070,7 +1074,18 @@ mod stream_tests {
     fn the_example_file_ships_the_default_rules() {
         let example = parse_config(include_str!("../example.toml")).unwrap();
         let ids: Vec<&str> = example.rules.iter().map(|rule| rule.id.as_str()).collect();
-        assert_eq!(ids, ["tier_3", "chronically_absent", "suspension", "vulnerable_absences", "health_visits"]);
+        assert_eq!(
+            ids,
+            [
+                "tier_3",
+                "chronically_absent",
+                "suspension",
+                "vulnerable_absences",
+                "health_visits",
+                "oversized_section",
+                "school_chronic_rise"
+            ]
+        );
         let defaults = parse_config(CALENDAR).unwrap().rules;
         let sources = |rules: &[AlertRule]| -> Vec<(String, Option<String>, u32)> {
             rules
@@ -1085,7 +1100,7 @@ mod stream_tests {
     #[test]
     fn rule_problems_are_all_reported_with_their_lines() {
         let text = format!(
-            "{CALENDAR}[[rules]]\nid = \"a\"\ncondition = \"gpa < 2.0\"\n[[rules]]\nid = \"b\"\ncondition = \"tier > 'x'\"\nseverity = \"loud\"\n[[rules]]\nid = \"a\"\ncondition = \"tier == 3\"\n[[rules]]\nid = \"c\"\non = \"school\"\ncondition = \"tier == 3\"\nexit = \"tier +\"\ncolour = 1\n"
+            "{CALENDAR}[[rules]]\nid = \"a\"\ncondition = \"gpa < 2.0\"\n[[rules]]\nid = \"b\"\ncondition = \"tier > 'x'\"\nseverity = \"loud\"\n[[rules]]\nid = \"a\"\ncondition = \"tier == 3\"\n[[rules]]\nid = \"c\"\non = \"bus\"\ncondition = \"tier == 3\"\nexit = \"tier +\"\ncolour = 1\n"
         );
         let error = parse_config(&text).unwrap_err();
         let found: Vec<(Option<usize>, &str)> =

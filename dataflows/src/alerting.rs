@@ -15,7 +15,7 @@ use crate::evaluate::{evaluate, EvaluationCache, StudentParams};
 use crate::indicators::attendance::consecutive_absences;
 use crate::indicators::AsOf;
 use crate::student_state::StudentState;
-use config::{student_variable, AlertRule};
+use config::{student_variable, AlertRule, RuleEntity};
 use model::{AlertChangeKind, Day, StudentAlertChange, StudentEvidence, StudentRow, Sym};
 use rules::alerting::{step, Evaluator, RuleState, Step, StudentView};
 use std::sync::{Arc, Mutex};
@@ -72,13 +72,14 @@ pub struct StudentRules {
 }
 
 impl StudentRules {
+    /// The student rules among `rules` (school and section rules run in the driver).
     pub fn new(rules: Arc<Vec<AlertRule>>) -> StudentRules {
         let needs = rules.iter().map(EvidenceNeeds::of).collect();
         StudentRules { rules, needs, evaluator: Evaluator::default() }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        !self.rules.iter().any(|rule| rule.entity == RuleEntity::Student)
     }
 
     /// Steps every rule for one student just evaluated as of `as_of` (`row` is `None`
@@ -99,6 +100,9 @@ impl StudentRules {
         let streak = if row.is_some() { consecutive_absences(state, as_of) } else { 0 };
         let rules = self.rules.clone();
         for (index, rule) in rules.iter().enumerate() {
+            if rule.entity != RuleEntity::Student {
+                continue;
+            }
             let needs = self.needs[index];
             let position = alerts.iter().position(|&(known, _)| usize::from(known) == index);
             let mut rule_state = position.map(|at| alerts[at].1).unwrap_or_default();

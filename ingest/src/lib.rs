@@ -20,4 +20,4 @@ mod upsert;
 pub use decode::{decode_line, Reason};
 pub use mapping::map_record;
 pub use pipeline::{read_ndjson, Decoded, Rejected};
-pub use upsert::{Names, Upsert, UpsertStats};
+pub use upsert::{Names, SectionEntry, StaffEntry, Upsert, UpsertStats};

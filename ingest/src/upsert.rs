@@ -15,6 +15,7 @@ use model::{
 };
 use rustc_hash::FxHashMap;
 use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
 
 /// The interners of every identifier space, owned by the upsert stage.
 #[derive(Default, Debug)]
@@ -120,8 +121,28 @@ pub struct Upsert {
     pub names: Names,
     stored: StoredKeys,
     pub stats: UpsertStats,
-    /// The staff directory in force: staff id -> e-mail address (where notifications go).
-    pub staff_emails: FxHashMap<Sym, String>,
+    /// The staff directory in force (where notifications go): staff id -> entry.
+    pub staff: FxHashMap<Sym, StaffEntry>,
+    /// The class sections in force, by section id (for section alert rules).
+    pub sections: BTreeMap<String, SectionEntry>,
+}
+
+/// A `staff` record as notifications need it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaffEntry {
+    pub email: String,
+    pub role: model::StaffRole,
+    pub schools: Vec<Sym>,
+    /// Interned in `Names::areas`.
+    pub local_district: Option<Sym>,
+}
+
+/// A `section` record as section alert rules need it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectionEntry {
+    pub school: Sym,
+    pub subject: model::Subject,
+    pub enrolled: u32,
 }
 
 /// A 128-bit hash of (type, id): 64 bits index the maps, 32 more confirm a match, so two
@@ -235,8 +256,10 @@ impl Upsert {
     /// Applies one record; appends the fact changes it causes to `out`.
     pub fn apply(&mut self, event: &Event, out: &mut Vec<(Fact, isize)>) {
         self.stats.records += 1;
-        if event.key.record_type == model::RecordType::Staff {
-            self.apply_staff(event);
+        match event.key.record_type {
+            model::RecordType::Staff => self.apply_staff(event),
+            model::RecordType::Section => self.apply_section(event),
+            _ => {}
         }
         let hash = key_hash(&event.key);
         let new = event.body.as_ref().and_then(|body| self.stored_of(body));
@@ -261,15 +284,38 @@ impl Upsert {
         }
     }
 
-    /// Keeps the staff directory (e-mail addresses, for notifications) current.
+    /// Keeps the staff directory (who receives which alerts, at which address) current.
     fn apply_staff(&mut self, event: &Event) {
         let staff = self.names.staff.intern(&event.key.id);
         match &event.body {
-            Some(EventBody::Staff { email, .. }) => {
-                self.staff_emails.insert(staff, email.clone());
+            Some(EventBody::Staff { email, role, schools, local_district, .. }) => {
+                let entry = StaffEntry {
+                    email: email.clone(),
+                    role: *role,
+                    schools: schools.iter().map(|school| self.names.schools.intern(school)).collect(),
+                    local_district: local_district.as_ref().map(|area| self.names.areas.intern(area)),
+                };
+                self.staff.insert(staff, entry);
             }
             _ => {
-                self.staff_emails.remove(&staff);
+                self.staff.remove(&staff);
+            }
+        }
+    }
+
+    /// Keeps the section directory current.
+    fn apply_section(&mut self, event: &Event) {
+        match &event.body {
+            Some(EventBody::Section { school_id, subject, enrolled, .. }) => {
+                let entry = SectionEntry {
+                    school: self.names.schools.intern(school_id),
+                    subject: *subject,
+                    enrolled: *enrolled,
+                };
+                self.sections.insert(event.key.id.to_string(), entry);
+            }
+            _ => {
+                self.sections.remove(event.key.id.as_str());
             }
         }
     }

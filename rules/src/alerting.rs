@@ -7,7 +7,7 @@
 //! students share the values a rule reads (`tier == 3` reads one small number), so the
 //! interpreter runs a few thousand times a day, not once per student per rule.
 
-use config::{AlertRule, Calendar, RuleExpression, VariableType, STUDENT_VARIABLES};
+use config::{AlertRule, Calendar, RuleExpression, STUDENT_VARIABLES};
 use model::{Day, StudentRow, Sym};
 use rustc_hash::FxHashMap;
 use std::hash::{Hash, Hasher};
@@ -111,19 +111,26 @@ pub struct Evaluator {
 const MEMO_LIMIT: usize = 1 << 20;
 
 impl Evaluator {
-    /// Whether `expression` holds for `view`.
+    /// Whether a student `expression` holds for `view`.
     pub fn holds(&mut self, expression: &RuleExpression, view: &StudentView) -> bool {
+        self.holds_with(expression, |index| variable(view, index))
+    }
+
+    /// Whether `expression` holds when its variable `i` has the value `value_of(i)`
+    /// (indices into its entity's variables).
+    pub fn holds_with(&mut self, expression: &RuleExpression, value_of: impl Fn(usize) -> Variable) -> bool {
         let mut hasher = rustc_hash::FxHasher::default();
         Arc::as_ptr(&expression.program).hash(&mut hasher);
         for &index in &expression.variables {
-            variable(view, index).hash(&mut hasher);
+            value_of(index).hash(&mut hasher);
         }
         let key = hasher.finish();
         if let Some(&outcome) = self.memo.get(&key) {
             return outcome;
         }
+        let names = expression.entity.variables();
         for &index in &expression.variables {
-            self.context.add_variable_from_value(STUDENT_VARIABLES[index].0, variable(view, index).to_cel());
+            self.context.add_variable_from_value(names[index].0, value_of(index).to_cel());
         }
         let outcome = match expression.program.execute(&self.context) {
             Ok(cel::Value::Bool(outcome)) => outcome,
@@ -216,11 +223,6 @@ pub fn step(
         return Step::Fired;
     }
     Step::Unchanged
-}
-
-/// The variable's declared type (for renderers of evidence).
-pub fn variable_type(index: usize) -> VariableType {
-    STUDENT_VARIABLES[index].1
 }
 
 #[cfg(test)]
