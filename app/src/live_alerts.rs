@@ -36,6 +36,9 @@ pub struct LiveAlerts {
     webhook: bool,
     deliveries: Option<Sender<Delivery>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The `alerts` topic, when configured.
+    topic: Option<ingest::kafka::Publisher>,
+    fallback_recipient: Option<String>,
     /// Alert changes logged (and so new) since start.
     pub logged: u64,
 }
@@ -56,8 +59,16 @@ pub fn local_now() -> LocalTime {
 impl LiveAlerts {
     /// Opens the store, builds the notifiers, starts the delivery thread and hands it the
     /// notifications a previous run left pending.
-    pub fn start(config: &AlertsConfig, rules: &[AlertRule]) -> Result<LiveAlerts> {
+    pub fn start(
+        config: &AlertsConfig,
+        rules: &[AlertRule],
+        kafka: Option<&config::KafkaConfig>,
+    ) -> Result<LiveAlerts> {
         let mut store = open_store(&config.store)?;
+        let topic = match (&config.topic, kafka) {
+            (Some(topic), Some(kafka)) => Some(ingest::kafka::Publisher::connect(kafka, topic)?),
+            _ => None,
+        };
         let email = match &config.email {
             Some(email) => Some(alerts::EmailNotifier::new(&smtp_settings(email)).map_err(|e| anyhow!(e))?),
             None => None,
@@ -122,6 +133,8 @@ impl LiveAlerts {
             webhook: has_webhook,
             deliveries: Some(deliveries),
             thread: Some(thread),
+            topic,
+            fallback_recipient: config.fallback_recipient.clone(),
             logged: 0,
         })
     }
@@ -196,8 +209,24 @@ impl LiveAlerts {
         self.logged += 1;
         let fresh = format!("{:016x}", rand::rng().random::<u64>());
         let reference = self.store.reference(&format!("{}|{}|{fired}", logged.rule, logged.entity), &fresh)?;
-        let Some(recipient) = recipient else {
-            eprintln!("alerts: an alert change of rule {} has no recipient (nobody assigned)", logged.rule);
+        if let Some(topic) = &self.topic {
+            let message = serde_json::json!({
+                "reference": reference,
+                "rule": logged.rule,
+                "entity": logged.entity,
+                "change": logged.change,
+                "day": logged.day,
+                "fired": fired,
+                "recipient": recipient,
+                "evidence": serde_json::from_str::<serde_json::Value>(&logged.evidence).unwrap_or_default(),
+            });
+            topic.send(Some(reference.as_bytes()), message.to_string().as_bytes())?;
+        }
+        let Some(recipient) = recipient.or_else(|| self.fallback_recipient.clone()) else {
+            eprintln!(
+                "alerts: an alert change of rule {} has no recipient (nobody assigned, no fallback)",
+                logged.rule
+            );
             return Ok(());
         };
         let change = match kind {
@@ -238,6 +267,13 @@ impl LiveAlerts {
     /// Stops taking notifications and gives the delivery thread a few seconds to finish;
     /// what it has not delivered stays pending in the outbox for the next run.
     pub fn close(mut self) {
+        if let Some(topic) = self.topic.take() {
+            match topic.finish() {
+                Ok(0) => {}
+                Ok(refused) => eprintln!("alerts: the broker refused {refused} alert message(s)"),
+                Err(error) => eprintln!("alerts: {error}"),
+            }
+        }
         self.deliveries = None;
         if let Some(thread) = self.thread.take() {
             let deadline = std::time::Instant::now() + Duration::from_secs(5);

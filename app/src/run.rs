@@ -71,7 +71,7 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
         None => EngineParams::from_config(&options.config),
     };
     let mut live_alerts = match &options.config.alerts {
-        Some(alerts) => Some(LiveAlerts::start(alerts, &options.config.rules)?),
+        Some(alerts) => Some(LiveAlerts::start(alerts, &options.config.rules, options.config.kafka.as_ref())?),
         None => None,
     };
     let mut entity_alerts =

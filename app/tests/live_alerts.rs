@@ -1,11 +1,13 @@
 //! `wholechild run` with `[alerts]`, against a real broker and a real SMTP server: an
 //! alert raised by records from Kafka reaches the counselor's address from the staff
-//! records as an e-mail naming no student; after `kill -9` and a restart, which
+//! records as an e-mail naming no student, and to the alerts topic; after `kill -9` and a
+//! restart, which
 //! re-derives every alert from the topics, the alert log holds each change once and
 //! nobody is e-mailed again.
 
 mod support;
 
+use rdkafka::message::Message;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::broker::*;
@@ -43,10 +45,11 @@ fn a_live_alert_is_e_mailed_to_the_counselor_once_even_across_a_kill_9() {
     let broker = Broker::start(&dir.join("broker.log"));
     broker.create_topic("canonical", 2);
     broker.create_topic("dead-letters", 1);
+    broker.create_topic("alerts", 1);
     let smtp = SmtpServer::start(&dir.join("mail"));
     let store = dir.join("alerts.sqlite");
     let alerts = format!(
-        "[alerts]\nstore = \"sqlite:{}\"\ndashboard_url = \"https://dashboard.district.example\"\ngroup_wait_seconds = 0\ngroup_interval_seconds = 0\ndelivery_hours = \"00:00-24:00\"\ndelivery_weekdays_only = false\n[alerts.email]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"wholechild <alerts@district.example>\"\n",
+        "[alerts]\nstore = \"sqlite:{}\"\ndashboard_url = \"https://dashboard.district.example\"\ntopic = \"alerts\"\ngroup_wait_seconds = 0\ngroup_interval_seconds = 0\ndelivery_hours = \"00:00-24:00\"\ndelivery_weekdays_only = false\n[alerts.email]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"wholechild <alerts@district.example>\"\n",
         store.display(),
         smtp.port
     );
@@ -64,6 +67,16 @@ fn a_live_alert_is_e_mailed_to_the_counselor_once_even_across_a_kill_9() {
     for private in ["s1", "homeless", "vulnerable", "absent"] {
         assert!(!message.contains(private), "`{private}` in the e-mail: {message}");
     }
+    // The alerts topic got the change, keyed by the same opaque reference as the link.
+    let published = broker.read_all("alerts", 1, Duration::from_secs(30));
+    assert_eq!(published.len(), 1);
+    let reference = String::from_utf8(published[0].key().unwrap().to_vec()).unwrap();
+    assert!(message.contains(&format!("/alerts/{reference}")), "{reference} in {message}");
+    let value: serde_json::Value = serde_json::from_slice(published[0].payload().unwrap()).unwrap();
+    assert_eq!(
+        (value["rule"].as_str(), value["entity"].as_str(), value["change"].as_str()),
+        (Some("vulnerable_absences"), Some("s1"), Some("fired"))
+    );
     first.kill_9();
 
     // The restart re-derives the alert from the topics: it is neither logged nor sent again.
@@ -78,4 +91,5 @@ fn a_live_alert_is_e_mailed_to_the_counselor_once_even_across_a_kill_9() {
     assert!(log.contains("alerts: 0 alert change(s) logged"), "{log}");
     assert_eq!(logged_changes(&store), [("vulnerable_absences".into(), "s1".into(), "fired".into())]);
     assert_eq!(smtp.messages().len(), 1, "nobody is e-mailed twice");
+    assert_eq!(broker.read_all("alerts", 1, Duration::from_secs(10)).len(), 1, "nor published twice");
 }

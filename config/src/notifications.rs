@@ -59,4 +59,9 @@ pub struct AlertsConfig {
     pub daily_budget: Option<u32>,
     pub email: Option<EmailConfig>,
     pub webhook: Option<WebhookConfig>,
+    /// A Kafka topic that gets every alert change logged (keyed by the alert's reference),
+    /// for the district's other systems; on the brokers of `[kafka]`.
+    pub topic: Option<String>,
+    /// Staff id that receives the alerts nobody is assigned to (no counselor, no principal).
+    pub fallback_recipient: Option<String>,
 }

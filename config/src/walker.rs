@@ -640,6 +640,8 @@ fn read_alerts(walker: &mut Walker, root: &dyn TableLike) -> Option<AlertsConfig
             "daily_budget",
             "email",
             "webhook",
+            "topic",
+            "fallback_recipient",
         ],
     );
     let store = match walker.string(table, path, "store") {
@@ -678,6 +680,12 @@ fn read_alerts(walker: &mut Walker, root: &dyn TableLike) -> Option<AlertsConfig
     let daily_budget = Some(walker.integer(table, path, "daily_budget", 20, 0)).filter(|&budget| budget > 0);
     let email = walker.table(table, path, "email").and_then(|email| read_email(walker, email, table));
     let webhook = walker.table(table, path, "webhook").and_then(|webhook| read_webhook(walker, webhook, table));
+    let topic = walker.string(table, path, "topic");
+    if topic.is_some() && root.get("kafka").is_none() {
+        let span = table.get("topic").and_then(|item| item.span());
+        walker.problem(span, "alerts.topic", "needs a [kafka] section (the brokers it is published to)");
+    }
+    let fallback_recipient = walker.string(table, path, "fallback_recipient");
     Some(AlertsConfig {
         store: store?,
         dashboard_url: dashboard_url?,
@@ -690,6 +698,8 @@ fn read_alerts(walker: &mut Walker, root: &dyn TableLike) -> Option<AlertsConfig
         daily_budget,
         email,
         webhook,
+        topic,
+        fallback_recipient,
     })
 }
 
