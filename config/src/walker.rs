@@ -1142,8 +1142,10 @@ mod stream_tests {
             .filter(|line| !line.starts_with('#'))
             .map(|line| format!("{line}\n"))
             .collect();
-        let config = parse_config(&format!("{CALENDAR}{documented}")).unwrap();
+        let kafka = "[kafka]\nbrokers = \"b:9092\"\ntopics = [\"t\"]\n";
+        let config = parse_config(&format!("{CALENDAR}{kafka}{documented}")).unwrap();
         let alerts = config.alerts.unwrap();
+        assert_eq!(alerts.topic.as_deref(), Some("wholechild.alerts"));
         assert_eq!(alerts.store, AlertStoreConfig::Sqlite(PathBuf::from("wholechild-alerts.sqlite")));
         assert_eq!(
             (alerts.delivery_start_minute, alerts.delivery_end_minute, alerts.daily_budget),
