@@ -63,6 +63,7 @@ impl Notification {
                 ItemKind::Withdrawn => ("withdrawn (raised on data since corrected)", "withdrawn"),
                 ItemKind::Reassigned => ("now yours (reassigned)", "reassigned"),
                 ItemKind::MovedAway => ("moved to another staff member", "moved_away"),
+                ItemKind::Escalated => ("escalated to you (not acknowledged in time)", "escalated"),
             };
             let link = format!("{}/alerts/{}", dashboard_url.trim_end_matches('/'), item.reference);
             body.push_str(&format!("- {what}: {link}\n"));
@@ -166,21 +167,17 @@ mod tests {
     use crate::time::LocalTime;
     use std::cell::RefCell;
 
+    fn item(reference: &str, rule: &str, kind: ItemKind) -> DigestItem {
+        DigestItem { reference: reference.into(), rule: rule.into(), kind, escalation: Vec::new() }
+    }
+
     fn digest() -> Digest {
         Digest {
             recipient: String::from("c1"),
             at: LocalTime(1000),
             items: vec![
-                DigestItem {
-                    reference: String::from("r-7f3a"),
-                    rule: String::from("vulnerable_absences"),
-                    kind: ItemKind::New,
-                },
-                DigestItem {
-                    reference: String::from("r-0b12"),
-                    rule: String::from("tier_3"),
-                    kind: ItemKind::Withdrawn,
-                },
+                item("r-7f3a", "vulnerable_absences", ItemKind::New),
+                item("r-0b12", "tier_3", ItemKind::Withdrawn),
             ],
             held_back: 1,
         }

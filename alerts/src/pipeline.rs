@@ -26,6 +26,11 @@ pub struct PipelineConfig {
     pub delivery_hours: DeliveryHours,
     /// Alerts per recipient per local day; `None`: no limit.
     pub daily_budget: Option<u32>,
+    /// An alert not acknowledged within this many school days of its first notice goes
+    /// to the next recipient of its escalation chain; `None`: no escalation.
+    pub escalate_after_school_days: Option<u32>,
+    /// The school days (local day numbers, sorted) escalation counts; empty: weekdays.
+    pub school_days: Vec<i64>,
 }
 
 impl Default for PipelineConfig {
@@ -36,6 +41,8 @@ impl Default for PipelineConfig {
             repeat_interval_seconds: 4 * 3600,
             delivery_hours: DeliveryHours::default(),
             daily_budget: Some(20),
+            escalate_after_school_days: None,
+            school_days: Vec::new(),
         }
     }
 }
@@ -64,11 +71,21 @@ pub struct AlertEvent {
     /// Staff id of whoever should hear of it now.
     pub recipient: String,
     pub change: Change,
+    /// Who hears of a fired alert next if `recipient` does not acknowledge it in time
+    /// (e.g. the principal, then the local district).
+    pub escalation: Vec<String>,
 }
 
 impl AlertEvent {
     pub fn new(at: LocalTime, reference: &str, rule: &str, recipient: &str, change: Change) -> AlertEvent {
-        AlertEvent { at, reference: reference.into(), rule: rule.into(), recipient: recipient.into(), change }
+        AlertEvent {
+            at,
+            reference: reference.into(),
+            rule: rule.into(),
+            recipient: recipient.into(),
+            change,
+            escalation: Vec::new(),
+        }
     }
 }
 
@@ -103,6 +120,8 @@ pub enum ItemKind {
     Reassigned,
     /// No longer this recipient's (moved to another).
     MovedAway,
+    /// Now this recipient's because the one before did not acknowledge it in time.
+    Escalated,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -110,6 +129,8 @@ pub struct DigestItem {
     pub reference: String,
     pub rule: String,
     pub kind: ItemKind,
+    /// The recipients after this one, should it not be acknowledged in time.
+    pub escalation: Vec<String>,
 }
 
 /// One notification to one recipient.
@@ -126,9 +147,11 @@ pub struct Digest {
 #[derive(Clone, Debug)]
 struct Told {
     rule: String,
+    first_told: LocalTime,
     last_told: LocalTime,
     acknowledged: bool,
     snoozed_until: Option<LocalTime>,
+    escalation: Vec<String>,
 }
 
 #[derive(Default, Debug)]
@@ -170,7 +193,12 @@ impl Pipeline {
             return;
         }
         let config = &self.config;
-        let item = |kind| DigestItem { reference: event.reference.clone(), rule: event.rule.clone(), kind };
+        let item = |kind| DigestItem {
+            reference: event.reference.clone(),
+            rule: event.rule.clone(),
+            kind,
+            escalation: event.escalation.clone(),
+        };
         match &event.change {
             Change::Fired => {
                 let group = self.groups.entry(event.recipient.clone()).or_default();
@@ -228,6 +256,7 @@ impl Pipeline {
 
     /// The digests due by `now`, in recipient order.
     pub fn advance(&mut self, now: LocalTime) -> Vec<Digest> {
+        self.escalate(now);
         let config = &self.config;
         let mut digests = Vec::new();
         for (recipient, group) in &mut self.groups {
@@ -246,6 +275,54 @@ impl Pipeline {
         }
         digests
     }
+}
+
+impl Pipeline {
+    /// Moves each open alert not acknowledged within `escalate_after_school_days` of its
+    /// first notice to the next recipient of its chain.
+    fn escalate(&mut self, now: LocalTime) {
+        let Some(after) = self.config.escalate_after_school_days else { return };
+        let mut moves: Vec<(String, DigestItem)> = Vec::new();
+        for group in self.groups.values_mut() {
+            let due: Vec<String> = group
+                .told
+                .iter()
+                .filter(|(_, told)| {
+                    !told.acknowledged
+                        && !told.escalation.is_empty()
+                        && school_days_between(&self.config.school_days, told.first_told, now) >= after
+                })
+                .map(|(reference, _)| reference.clone())
+                .collect();
+            for reference in due {
+                let told = group.told.remove(&reference).expect("just found");
+                let mut chain = told.escalation.into_iter();
+                let next = chain.next().expect("not empty");
+                let item =
+                    DigestItem { reference, rule: told.rule, kind: ItemKind::Escalated, escalation: chain.collect() };
+                moves.push((next, item));
+            }
+        }
+        for (recipient, item) in moves {
+            let group = self.groups.entry(recipient).or_default();
+            group.pending.push(item);
+            group.schedule(&self.config, now);
+        }
+    }
+}
+
+/// School days after the day of `from` up to and including the day of `to`.
+fn school_days_between(school_days: &[i64], from: LocalTime, to: LocalTime) -> u32 {
+    let (first, last) = (from.day() + 1, to.day());
+    if last < first {
+        return 0;
+    }
+    if school_days.is_empty() {
+        return (first..=last).filter(|&day| LocalTime::from_day_and_minute(day, 0).weekday() < 5).count() as u32;
+    }
+    let start = school_days.partition_point(|&day| day < first);
+    let end = school_days.partition_point(|&day| day <= last);
+    (end - start) as u32
 }
 
 impl Group {
@@ -273,6 +350,7 @@ impl Group {
                     reference: reference.clone(),
                     rule: told.rule.clone(),
                     kind: ItemKind::Reminder,
+                    escalation: told.escalation.clone(),
                 });
                 queued = true;
             }
@@ -303,12 +381,14 @@ impl Group {
         self.last_digest = Some(now);
         for item in &items {
             match item.kind {
-                ItemKind::New | ItemKind::Reminder | ItemKind::Reassigned => {
+                ItemKind::New | ItemKind::Reminder | ItemKind::Reassigned | ItemKind::Escalated => {
                     let told = self.told.entry(item.reference.clone()).or_insert_with(|| Told {
                         rule: item.rule.clone(),
+                        first_told: now,
                         last_told: now,
                         acknowledged: false,
                         snoozed_until: None,
+                        escalation: item.escalation.clone(),
                     });
                     told.last_told = now;
                 }
@@ -449,6 +529,32 @@ mod tests {
         assert_eq!(references(&monday[0]), [("a3", ItemKind::New), ("a4", ItemKind::New)]);
         // Held back: a5, and the reminders of a1 and a2 (told Friday, not acknowledged).
         assert_eq!(monday[0].held_back, 3);
+    }
+
+    #[test]
+    fn an_alert_not_acknowledged_in_time_escalates_along_its_chain() {
+        let config = PipelineConfig { escalate_after_school_days: Some(2), ..PipelineConfig::default() };
+        let mut pipeline = Pipeline::new(config);
+        let mut event = fired(at(FRIDAY, 9, 0), "a1", "c1");
+        event.escalation = vec![String::from("principal"), String::from("district")];
+        pipeline.push(event);
+        pipeline.push(fired(at(FRIDAY, 9, 0), "a2", "c1"));
+        pipeline.advance(at(FRIDAY, 9, 1));
+        assert!(pipeline.acknowledge("c1", "a2"));
+        // Monday is one school day after Friday, Tuesday two.
+        let monday = pipeline.advance(at(FRIDAY + 3, 9, 0));
+        assert!(monday.iter().all(|digest| digest.recipient == "c1"), "{monday:?}");
+        pipeline.advance(at(FRIDAY + 4, 9, 0)); // escalated: the principal's group_wait begins
+        let tuesday = pipeline.advance(at(FRIDAY + 4, 9, 1));
+        let escalated: Vec<(&str, Vec<(&str, ItemKind)>)> =
+            tuesday.iter().map(|digest| (digest.recipient.as_str(), references(digest))).collect();
+        assert_eq!(escalated, [("principal", vec![("a1", ItemKind::Escalated)])]);
+        // Two more school days unacknowledged by the principal: the district.
+        pipeline.advance(at(FRIDAY + 6, 9, 0));
+        let thursday = pipeline.advance(at(FRIDAY + 6, 9, 1));
+        assert_eq!(thursday[0].recipient, "district");
+        assert!(pipeline.acknowledge("district", "a1"));
+        assert!(pipeline.advance(at(FRIDAY + 20, 9, 0)).iter().all(|digest| digest.recipient != "district"));
     }
 
     #[test]

@@ -265,7 +265,7 @@ fn encode_items(notification: &Notification) -> String {
 }
 
 fn decode_items(text: &str) -> Vec<(String, &'static str, String)> {
-    const CHANGES: [&str; 6] = ["new", "reminder", "resolved", "withdrawn", "reassigned", "moved_away"];
+    const CHANGES: [&str; 7] = ["new", "reminder", "resolved", "withdrawn", "reassigned", "moved_away", "escalated"];
     text.lines()
         .filter_map(|line| {
             let mut parts = line.splitn(3, '\t');

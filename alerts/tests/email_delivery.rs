@@ -79,6 +79,7 @@ fn notification(address: &str) -> Notification {
             reference: String::from("r-51c0"),
             rule: String::from("vulnerable_absences"),
             kind: ItemKind::New,
+            escalation: Vec::new(),
         }],
         held_back: 0,
     };

@@ -66,6 +66,7 @@ fn notification() -> Notification {
             reference: String::from("r-9d2e"),
             rule: String::from("tier_3"),
             kind: ItemKind::New,
+            escalation: Vec::new(),
         }],
         held_back: 0,
     };

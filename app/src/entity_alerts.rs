@@ -34,6 +34,8 @@ pub struct EntityAlertChange {
     pub fired: Day,
     /// The values of the rule's variables at the change.
     pub values: Vec<Variable>,
+    /// The school (the section's school, for a section).
+    pub school: Option<Sym>,
 }
 
 pub struct EntityAlerts {
@@ -139,6 +141,7 @@ impl EntityAlerts {
                     previous_recipient,
                     fired,
                     values: values.clone(),
+                    school: *school,
                 };
                 match step(&mut state, rule, calendar, day, condition, exit, recipient) {
                     Step::Unchanged => {}
@@ -164,7 +167,12 @@ impl EntityAlerts {
 
 /// Who receives a school's alerts in `role`: the staff member of that role for the school
 /// with the smallest id (a fixed choice when a school has several).
-fn recipient_of(role: RecipientRole, school: Sym, info: &FxHashMap<Sym, SchoolInfo>, upsert: &Upsert) -> Option<Sym> {
+pub(crate) fn recipient_of(
+    role: RecipientRole,
+    school: Sym,
+    info: &FxHashMap<Sym, SchoolInfo>,
+    upsert: &Upsert,
+) -> Option<Sym> {
     let matches = |entry: &ingest::StaffEntry| match role {
         RecipientRole::Principal => entry.role == StaffRole::Principal && entry.schools.contains(&school),
         RecipientRole::LocalDistrict => {

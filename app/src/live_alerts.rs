@@ -16,7 +16,7 @@ use alerts::{
     PipelineConfig, RetryPolicy,
 };
 use anyhow::{anyhow, Context, Result};
-use config::{AlertRule, AlertStoreConfig, AlertsConfig, SmtpSecurityConfig};
+use config::{AlertRule, AlertStoreConfig, AlertsConfig, RecipientRole, SmtpSecurityConfig};
 use ingest::{Names, StaffEntry};
 use model::{AlertChangeKind, StudentAlertChange, Sym};
 use rand::Rng;
@@ -62,6 +62,7 @@ impl LiveAlerts {
     pub fn start(
         config: &AlertsConfig,
         rules: &[AlertRule],
+        calendar: &config::Calendar,
         kafka: Option<&config::KafkaConfig>,
     ) -> Result<LiveAlerts> {
         let mut store = open_store(&config.store)?;
@@ -126,7 +127,7 @@ impl LiveAlerts {
         }
         Ok(LiveAlerts {
             store,
-            pipeline: Pipeline::new(pipeline_config(config)),
+            pipeline: Pipeline::new(pipeline_config(config, calendar)),
             rules: rules.to_vec(),
             dashboard_url: config.dashboard_url.clone(),
             email: has_email,
@@ -140,7 +141,14 @@ impl LiveAlerts {
     }
 
     /// Logs the changes the dataflows reported; those new to the log go to the pipeline.
-    pub fn record(&mut self, names: &Names, changes: Vec<StudentAlertChange>, now: LocalTime) -> Result<()> {
+    pub fn record(
+        &mut self,
+        upsert: &ingest::Upsert,
+        directory: &FxHashMap<Sym, model::SchoolInfo>,
+        changes: Vec<StudentAlertChange>,
+        now: LocalTime,
+    ) -> Result<()> {
+        let names = &upsert.names;
         for change in changes {
             let rule = &self.rules[usize::from(change.rule)];
             let entity = names.students.resolve(change.student);
@@ -156,13 +164,25 @@ impl LiveAlerts {
                 evidence: evidence_json(rule, &change, names).to_string(),
             };
             let previous = change.previous_recipient.map(|staff| names.staff.resolve(staff).to_string());
-            self.push_new(&logged, &fired, recipient, change.kind, previous, now)?;
+            // The student's school's principal, then its local district.
+            let school = change.evidence.as_ref().and_then(|evidence| evidence.row.school);
+            let chain =
+                escalation_chain(&[RecipientRole::Principal, RecipientRole::LocalDistrict], school, directory, upsert);
+            let routing = Routing { recipient, previous, escalation: chain };
+            self.push_new(&logged, &fired, change.kind, routing, now)?;
         }
         Ok(())
     }
 
     /// Logs school and section alert changes; those new to the log go to the pipeline.
-    pub fn record_entities(&mut self, names: &Names, changes: Vec<EntityAlertChange>, now: LocalTime) -> Result<()> {
+    pub fn record_entities(
+        &mut self,
+        upsert: &ingest::Upsert,
+        directory: &FxHashMap<Sym, model::SchoolInfo>,
+        changes: Vec<EntityAlertChange>,
+        now: LocalTime,
+    ) -> Result<()> {
+        let names = &upsert.names;
         for change in changes {
             let rule = &self.rules[change.rule];
             let fired = change.fired.to_string();
@@ -188,7 +208,14 @@ impl LiveAlerts {
                 evidence: serde_json::json!({ "indicators": evidence }).to_string(),
             };
             let previous = change.previous_recipient.map(|staff| names.staff.resolve(staff).to_string());
-            self.push_new(&logged, &fired, recipient, change.kind, previous, now)?;
+            let chain = match rule.recipient {
+                RecipientRole::Principal => {
+                    escalation_chain(&[RecipientRole::LocalDistrict], change.school, directory, upsert)
+                }
+                _ => Vec::new(),
+            };
+            let routing = Routing { recipient, previous, escalation: chain };
+            self.push_new(&logged, &fired, change.kind, routing, now)?;
         }
         Ok(())
     }
@@ -198,11 +225,11 @@ impl LiveAlerts {
         &mut self,
         logged: &LoggedChange,
         fired: &str,
-        recipient: Option<String>,
         kind: AlertChangeKind,
-        previous: Option<String>,
+        routing: Routing,
         now: LocalTime,
     ) -> Result<()> {
+        let Routing { recipient, previous, escalation } = routing;
         if !self.store.record_change(logged)? {
             return Ok(()); // logged by an earlier run: its recipient has heard of it
         }
@@ -235,7 +262,7 @@ impl LiveAlerts {
             AlertChangeKind::Withdrawn => Change::Withdrawn,
             AlertChangeKind::Rerouted => Change::Rerouted { from: previous },
         };
-        self.pipeline.push(AlertEvent { at: now, reference, rule: logged.rule.clone(), recipient, change });
+        self.pipeline.push(AlertEvent { at: now, reference, rule: logged.rule.clone(), recipient, change, escalation });
         Ok(())
     }
 
@@ -287,8 +314,32 @@ impl LiveAlerts {
     }
 }
 
-fn pipeline_config(config: &AlertsConfig) -> PipelineConfig {
+/// Who hears of one alert change: now, before (a reroute), and next (escalation).
+struct Routing {
+    recipient: Option<String>,
+    previous: Option<String>,
+    escalation: Vec<String>,
+}
+
+/// The staff ids of `roles` for `school`, in order (those nobody holds are left out).
+fn escalation_chain(
+    roles: &[RecipientRole],
+    school: Option<Sym>,
+    directory: &FxHashMap<Sym, model::SchoolInfo>,
+    upsert: &ingest::Upsert,
+) -> Vec<String> {
+    let Some(school) = school else { return Vec::new() };
+    roles
+        .iter()
+        .filter_map(|&role| crate::entity_alerts::recipient_of(role, school, directory, upsert))
+        .map(|staff| upsert.names.staff.resolve(staff).to_string())
+        .collect()
+}
+
+fn pipeline_config(config: &AlertsConfig, calendar: &config::Calendar) -> PipelineConfig {
     PipelineConfig {
+        escalate_after_school_days: config.escalate_after_days,
+        school_days: calendar.instructional_days().iter().map(|day| i64::from(day.0)).collect(),
         group_wait_seconds: i64::from(config.group_wait_seconds),
         group_interval_seconds: i64::from(config.group_interval_seconds),
         repeat_interval_seconds: i64::from(config.repeat_interval_seconds),

@@ -71,7 +71,12 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
         None => EngineParams::from_config(&options.config),
     };
     let mut live_alerts = match &options.config.alerts {
-        Some(alerts) => Some(LiveAlerts::start(alerts, &options.config.rules, options.config.kafka.as_ref())?),
+        Some(alerts) => Some(LiveAlerts::start(
+            alerts,
+            &options.config.rules,
+            &options.config.calendar,
+            options.config.kafka.as_ref(),
+        )?),
         None => None,
     };
     let mut entity_alerts =
@@ -173,12 +178,14 @@ fn record_alerts(
 ) -> Result<()> {
     let now = local_now();
     let names = &feeder.upsert.names;
-    alerts.record(names, engine.take_alert_changes(), now)?;
+    let directory = engine.outputs().directory.lock().expect("directory").clone();
+    let schools: rustc_hash::FxHashMap<model::Sym, model::SchoolInfo> =
+        directory.keys().map(|&(school, info)| (school, info)).collect();
+    alerts.record(&feeder.upsert, &schools, engine.take_alert_changes(), now)?;
     if let (Some(entity_alerts), Some(day)) = (entity_alerts, feeder.clock) {
         let tables = crate::replay::current_tables(engine, names);
-        let directory = engine.outputs().directory.lock().expect("directory").clone();
         let changes = entity_alerts.day_closed(day, engine.calendar(), &tables, &directory, &feeder.upsert);
-        alerts.record_entities(names, changes, now)?;
+        alerts.record_entities(&feeder.upsert, &schools, changes, now)?;
     }
     Ok(())
 }

@@ -64,4 +64,7 @@ pub struct AlertsConfig {
     pub topic: Option<String>,
     /// Staff id that receives the alerts nobody is assigned to (no counselor, no principal).
     pub fallback_recipient: Option<String>,
+    /// An alert not acknowledged within this many instructional days goes to the next
+    /// recipient of its chain (counselor -> principal -> local district); `None`: never.
+    pub escalate_after_days: Option<u32>,
 }

@@ -642,6 +642,7 @@ fn read_alerts(walker: &mut Walker, root: &dyn TableLike) -> Option<AlertsConfig
             "webhook",
             "topic",
             "fallback_recipient",
+            "escalate_after_days",
         ],
     );
     let store = match walker.string(table, path, "store") {
@@ -686,6 +687,7 @@ fn read_alerts(walker: &mut Walker, root: &dyn TableLike) -> Option<AlertsConfig
         walker.problem(span, "alerts.topic", "needs a [kafka] section (the brokers it is published to)");
     }
     let fallback_recipient = walker.string(table, path, "fallback_recipient");
+    let escalate_after_days = Some(walker.integer(table, path, "escalate_after_days", 0, 0)).filter(|&days| days > 0);
     Some(AlertsConfig {
         store: store?,
         dashboard_url: dashboard_url?,
@@ -700,6 +702,7 @@ fn read_alerts(walker: &mut Walker, root: &dyn TableLike) -> Option<AlertsConfig
         webhook,
         topic,
         fallback_recipient,
+        escalate_after_days,
     })
 }
 
