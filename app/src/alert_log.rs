@@ -6,7 +6,7 @@ use crate::entity_alerts::EntityAlertChange;
 use anyhow::{Context, Result};
 use config::{AlertRule, Threshold};
 use ingest::Names;
-use model::{AlertChangeKind, Day, StudentAlertChange, StudentEvidence};
+use model::{AlertChangeKind, Day, StudentAlertChange, StudentEvidence, Sym};
 use rules::alerting::{variable, StudentView, Variable};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -118,7 +118,9 @@ fn week_of(day: Day) -> Day {
     Day(day.0 - day.to_date().weekday().num_days_from_monday() as i32)
 }
 
-pub(crate) fn evidence_json(rule: &AlertRule, change: &StudentAlertChange, names: &Names) -> Value {
+/// What every alert's evidence starts with: the definitions' version, the rule, the day
+/// it fired, and for a reroute who had it before.
+fn evidence_head(rule: &AlertRule, fired: Day, previous: Option<Sym>, names: &Names) -> Map<String, Value> {
     let mut out = Map::new();
     out.insert("definitions".into(), json!(DEFINITIONS));
     out.insert(
@@ -129,7 +131,16 @@ pub(crate) fn evidence_json(rule: &AlertRule, change: &StudentAlertChange, names
             "for_days": rule.for_days,
         }),
     );
-    out.insert("fired".into(), json!(change.fired.to_string()));
+    out.insert("fired".into(), json!(fired.to_string()));
+    if let Some(previous) = previous {
+        out.insert("previous_recipient".into(), json!(names.staff.resolve(previous)));
+    }
+    out
+}
+
+pub(crate) fn evidence_json(rule: &AlertRule, change: &StudentAlertChange, names: &Names) -> Value {
+    let previous = change.previous_recipient.filter(|_| change.kind == AlertChangeKind::Rerouted);
+    let mut out = evidence_head(rule, change.fired, previous, names);
     match change.kind {
         AlertChangeKind::Withdrawn => {
             let note = format!(
@@ -138,11 +149,7 @@ pub(crate) fn evidence_json(rule: &AlertRule, change: &StudentAlertChange, names
             );
             out.insert("note".into(), json!(note));
         }
-        AlertChangeKind::Rerouted => {
-            let previous = change.previous_recipient.map(|staff| names.staff.resolve(staff).to_string());
-            out.insert("previous_recipient".into(), json!(previous));
-        }
-        AlertChangeKind::Fired | AlertChangeKind::Resolved => {}
+        AlertChangeKind::Fired | AlertChangeKind::Resolved | AlertChangeKind::Rerouted => {}
     }
     if let Some(evidence) = &change.evidence {
         add_indicators(&mut out, rule, evidence);
@@ -152,21 +159,8 @@ pub(crate) fn evidence_json(rule: &AlertRule, change: &StudentAlertChange, names
 
 /// A school or section alert's evidence: the rule, the values it read, its thresholds.
 fn entity_evidence_json(rule: &AlertRule, change: &EntityAlertChange, names: &Names) -> Value {
-    let mut out = Map::new();
-    out.insert("definitions".into(), json!(DEFINITIONS));
-    out.insert(
-        "rule".into(),
-        json!({
-            "condition": rule.condition.source,
-            "exit": rule.exit.as_ref().map(|exit| exit.source.clone()),
-            "for_days": rule.for_days,
-        }),
-    );
-    out.insert("fired".into(), json!(change.fired.to_string()));
-    if change.kind == AlertChangeKind::Rerouted {
-        let previous = change.previous_recipient.map(|staff| names.staff.resolve(staff).to_string());
-        out.insert("previous_recipient".into(), json!(previous));
-    }
+    let previous = change.previous_recipient.filter(|_| change.kind == AlertChangeKind::Rerouted);
+    let mut out = evidence_head(rule, change.fired, previous, names);
     let mut indicators = Map::new();
     for index in rule.variables() {
         indicators.insert(rule.variable_name(index).to_string(), variable_json(change.values[index]));
