@@ -111,7 +111,7 @@ def main():
         end = example.index("\n[", start + 1) + 1
         options = ""
         if args.fetch_wait_ms is not None:
-            options = f'[kafka.options]\n"fetch.wait.max.ms" = "{args.fetch_wait_ms}"'
+            options = f'[kafka.options]\n"fetch.wait.max.ms" = "{args.fetch_wait_ms}"\n' + os.environ.get("KAFKA_EXTRA_OPTIONS", "")
         config = work / "config.toml"
         config.write_text(example[start:end] + f"""
 [kafka]
