@@ -5,54 +5,17 @@
 
 use alerts::{deliver, DigestItem, EmailNotifier, ItemKind, LocalTime, Notification, Outcome, RetryPolicy};
 use alerts::{Digest, SmtpCredentials, SmtpSecurity, SmtpSettings};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    maildir: PathBuf,
-}
+/// The SMTP test server helper the app's tests use too.
+#[path = "../../app/tests/support/smtp.rs"]
+mod smtp;
+use smtp::SmtpServer;
 
-impl SmtpServer {
-    fn start(name: &str) -> SmtpServer {
-        let maildir = std::env::temp_dir().join(format!("wholechild-smtp-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&maildir);
-        let port = free_port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/smtp_test_server.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(&maildir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the SMTP test server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(
-            line.starts_with("listening"),
-            "the SMTP test server did not start (is aiosmtpd installed? pip install -r scripts/requirements-test.txt): {line:?}"
-        );
-        SmtpServer { child, port, maildir }
-    }
-
-    fn messages(&self) -> Vec<String> {
-        let mut paths: Vec<PathBuf> = match std::fs::read_dir(&self.maildir) {
-            Ok(entries) => entries.map(|entry| entry.unwrap().path()).collect(),
-            Err(_) => Vec::new(),
-        };
-        paths.sort();
-        paths.iter().map(|path| std::fs::read_to_string(path).unwrap()).collect()
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start(name: &str) -> SmtpServer {
+    let maildir = std::env::temp_dir().join(format!("wholechild-smtp-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&maildir);
+    SmtpServer::start(&maildir)
 }
 
 fn free_port() -> u16 {
@@ -91,7 +54,7 @@ const QUICK: RetryPolicy =
 
 #[test]
 fn a_digest_reaches_the_smtp_server_with_its_message_id_and_no_student_detail() {
-    let server = SmtpServer::start("ok");
+    let server = start("ok");
     let sent = notification("counselor@district.example");
     let outcome = deliver(&notifier(server.port), &sent, QUICK, std::thread::sleep, || 0.5);
     assert_eq!(outcome, Outcome::Delivered { attempts: 1 });
@@ -106,7 +69,7 @@ fn a_digest_reaches_the_smtp_server_with_its_message_id_and_no_student_detail() 
 
 #[test]
 fn a_permanent_refusal_is_recorded_after_one_attempt() {
-    let server = SmtpServer::start("refused");
+    let server = start("refused");
     let outcome =
         deliver(&notifier(server.port), &notification("refuse-me@district.example"), QUICK, std::thread::sleep, || 0.5);
     match outcome {
@@ -118,7 +81,7 @@ fn a_permanent_refusal_is_recorded_after_one_attempt() {
 
 #[test]
 fn a_temporary_refusal_and_a_server_that_is_down_are_retried_then_given_up() {
-    let server = SmtpServer::start("busy");
+    let server = start("busy");
     let mut waits = 0;
     let outcome =
         deliver(&notifier(server.port), &notification("busy@district.example"), QUICK, |_| waits += 1, || 0.5);
