@@ -88,12 +88,8 @@ fn idempotency_key(digest: &Digest) -> String {
     for item in &digest.items {
         text.push_str(&format!("|{}:{:?}", item.reference, item.kind));
     }
-    format!("{:016x}", fnv1a(text.as_bytes()))
-}
-
-/// FNV-1a: a stable hash (the same in every process and release, unlike std's).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3))
+    // xxh3 is stable across processes and releases (std's hasher is not).
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
 
 /// How often and how patiently to try.

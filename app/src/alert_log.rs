@@ -158,7 +158,7 @@ pub(crate) fn evidence_json(rule: &AlertRule, change: &StudentAlertChange, names
 }
 
 /// A school or section alert's evidence: the rule, the values it read, its thresholds.
-fn entity_evidence_json(rule: &AlertRule, change: &EntityAlertChange, names: &Names) -> Value {
+pub(crate) fn entity_evidence_json(rule: &AlertRule, change: &EntityAlertChange, names: &Names) -> Value {
     let previous = change.previous_recipient.filter(|_| change.kind == AlertChangeKind::Rerouted);
     let mut out = evidence_head(rule, change.fired, previous, names);
     let mut indicators = Map::new();

@@ -20,6 +20,11 @@ use std::collections::{BTreeMap, VecDeque};
 /// Instructional days of chronic-absence history kept per school (today and 20 before).
 const HISTORY_DAYS: usize = 21;
 
+/// Each school's directory entry, from the engine's directory of (school, info) counts.
+pub fn school_info(directory: &FxHashMap<(Sym, SchoolInfo), i64>) -> FxHashMap<Sym, SchoolInfo> {
+    directory.keys().map(|&(school, info)| (school, info)).collect()
+}
+
 /// One change of a school or section alert.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EntityAlertChange {
@@ -67,7 +72,7 @@ impl EntityAlerts {
         day: Day,
         calendar: &Calendar,
         tables: &SchoolTables,
-        directory: &FxHashMap<(Sym, SchoolInfo), i64>,
+        info: &FxHashMap<Sym, SchoolInfo>,
         upsert: &Upsert,
     ) -> Vec<EntityAlertChange> {
         if calendar.is_instructional(day) {
@@ -84,7 +89,6 @@ impl EntityAlerts {
                 }
             }
         }
-        let info: FxHashMap<Sym, SchoolInfo> = directory.keys().map(|&(school, info)| (school, info)).collect();
         let mut entities: Vec<(RuleEntity, String, Vec<Variable>, Option<Sym>)> = Vec::new();
         for (id, (school, row)) in &tables.schools {
             let before = match self.chronic_history.get(id) {
@@ -123,7 +127,7 @@ impl EntityAlerts {
                 if *entity != rule.entity {
                     continue;
                 }
-                let recipient = school.and_then(|school| recipient_of(rule.recipient, school, &info, upsert));
+                let recipient = school.and_then(|school| recipient_of(rule.recipient, school, info, upsert));
                 let key = (*index, id.clone());
                 let mut state = self.states.get(&key).copied().unwrap_or_default();
                 let condition = self.evaluator.holds_with(&rule.condition, |i| values[i]);

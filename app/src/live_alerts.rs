@@ -9,7 +9,7 @@
 //! twice), and the outbox's pending notifications are sent again with their idempotency
 //! keys.
 
-use crate::alert_log::evidence_json;
+use crate::alert_log::{entity_evidence_json, evidence_json};
 use crate::entity_alerts::EntityAlertChange;
 use alerts::{
     deliver, AlertEvent, AlertStore, Change, DeliveryHours, LocalTime, LoggedChange, Notification, Notifier, Pipeline,
@@ -154,15 +154,8 @@ impl LiveAlerts {
             let entity = names.students.resolve(change.student);
             let fired = change.fired.to_string();
             let recipient = change.recipient.map(|staff| names.staff.resolve(staff).to_string());
-            let logged = LoggedChange {
-                key: LoggedChange::key_of(&rule.id, entity, &fired, change.kind.as_str(), &change.day.to_string()),
-                day: change.day.to_string(),
-                rule: rule.id.clone(),
-                entity: entity.to_string(),
-                change: change.kind.as_str().to_string(),
-                recipient: recipient.clone(),
-                evidence: evidence_json(rule, &change, names).to_string(),
-            };
+            let evidence = evidence_json(rule, &change, names);
+            let logged = logged_change(rule, entity, change.kind, change.day, &recipient, &evidence);
             let previous = change.previous_recipient.map(|staff| names.staff.resolve(staff).to_string());
             // The student's school's principal, then its local district.
             let school = change.evidence.as_ref().and_then(|evidence| evidence.row.school);
@@ -187,26 +180,8 @@ impl LiveAlerts {
             let rule = &self.rules[change.rule];
             let fired = change.fired.to_string();
             let recipient = change.recipient.map(|staff| names.staff.resolve(staff).to_string());
-            let evidence: Vec<String> = rule
-                .variables()
-                .into_iter()
-                .map(|index| format!("{}={:?}", rule.variable_name(index), change.values[index]))
-                .collect();
-            let logged = LoggedChange {
-                key: LoggedChange::key_of(
-                    &rule.id,
-                    &change.entity,
-                    &fired,
-                    change.kind.as_str(),
-                    &change.day.to_string(),
-                ),
-                day: change.day.to_string(),
-                rule: rule.id.clone(),
-                entity: change.entity.clone(),
-                change: change.kind.as_str().to_string(),
-                recipient: recipient.clone(),
-                evidence: serde_json::json!({ "indicators": evidence }).to_string(),
-            };
+            let evidence = entity_evidence_json(rule, &change, names);
+            let logged = logged_change(rule, &change.entity, change.kind, change.day, &recipient, &evidence);
             let previous = change.previous_recipient.map(|staff| names.staff.resolve(staff).to_string());
             let chain = match rule.recipient {
                 RecipientRole::Principal => {
@@ -311,6 +286,27 @@ impl LiveAlerts {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+/// One alert change as the store logs it, under the key that names it.
+fn logged_change(
+    rule: &AlertRule,
+    entity: &str,
+    kind: AlertChangeKind,
+    day: model::Day,
+    recipient: &Option<String>,
+    evidence: &serde_json::Value,
+) -> LoggedChange {
+    let fired = evidence["fired"].as_str().unwrap_or_default();
+    LoggedChange {
+        key: LoggedChange::key_of(&rule.id, entity, fired, kind.as_str(), &day.to_string()),
+        day: day.to_string(),
+        rule: rule.id.clone(),
+        entity: entity.to_string(),
+        change: kind.as_str().to_string(),
+        recipient: recipient.clone(),
+        evidence: evidence.to_string(),
     }
 }
 

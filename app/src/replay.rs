@@ -171,8 +171,8 @@ impl Observer for ReplayFiles {
             alerts.write(names, engine.take_alert_changes())?;
             if let Some(entity_alerts) = &mut self.entity_alerts {
                 let tables = current_tables(engine, names);
-                let directory = engine.outputs().directory.lock().expect("directory").clone();
-                let changes = entity_alerts.day_closed(day, engine.calendar(), &tables, &directory, upsert);
+                let schools = crate::entity_alerts::school_info(&engine.outputs().directory.lock().expect("directory"));
+                let changes = entity_alerts.day_closed(day, engine.calendar(), &tables, &schools, upsert);
                 alerts.write_entity(names, changes)?;
             }
         }

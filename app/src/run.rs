@@ -178,13 +178,11 @@ fn record_alerts(
 ) -> Result<()> {
     let now = local_now();
     let names = &feeder.upsert.names;
-    let directory = engine.outputs().directory.lock().expect("directory").clone();
-    let schools: rustc_hash::FxHashMap<model::Sym, model::SchoolInfo> =
-        directory.keys().map(|&(school, info)| (school, info)).collect();
+    let schools = crate::entity_alerts::school_info(&engine.outputs().directory.lock().expect("directory"));
     alerts.record(&feeder.upsert, &schools, engine.take_alert_changes(), now)?;
     if let (Some(entity_alerts), Some(day)) = (entity_alerts, feeder.clock) {
         let tables = crate::replay::current_tables(engine, names);
-        let changes = entity_alerts.day_closed(day, engine.calendar(), &tables, &directory, &feeder.upsert);
+        let changes = entity_alerts.day_closed(day, engine.calendar(), &tables, &schools, &feeder.upsert);
         alerts.record_entities(&feeder.upsert, &schools, changes, now)?;
     }
     Ok(())
