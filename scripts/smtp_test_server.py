@@ -3,7 +3,9 @@
 
     smtp_test_server.py PORT MAILDIR
 
-Stores each accepted message as MAILDIR/NNNN.eml. Refuses, for the failure tests:
+Stores each accepted message as MAILDIR/NNNN.eml, and the client's address and port of
+the connection it came on as MAILDIR/NNNN.peer (numbering goes on after a restart on the
+same MAILDIR). Refuses, for the failure tests:
 a recipient whose local part starts with `refuse` (550, permanent) and one that starts
 with `busy` (451, try again later). Prints `listening 127.0.0.1:PORT` once it accepts
 connections, and runs until killed.
@@ -20,7 +22,7 @@ from aiosmtpd.controller import Controller
 class Handler:
     def __init__(self, maildir: Path):
         self.maildir = maildir
-        self.counter = itertools.count(1)
+        self.counter = itertools.count(len(list(maildir.glob("*.eml"))) + 1)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@", 1)[0]
@@ -32,8 +34,9 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        path = self.maildir / f"{next(self.counter):04}.eml"
-        path.write_bytes(envelope.original_content or envelope.content)
+        number = next(self.counter)
+        (self.maildir / f"{number:04}.peer").write_text(f"{session.peer[0]}:{session.peer[1]}")
+        (self.maildir / f"{number:04}.eml").write_bytes(envelope.original_content or envelope.content)
         return "250 Message accepted for delivery"
 
 

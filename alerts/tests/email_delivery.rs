@@ -96,3 +96,30 @@ fn a_temporary_refusal_and_a_server_that_is_down_are_retried_then_given_up() {
     let outcome = deliver(&notifier(down), &notification("counselor@district.example"), QUICK, |_| {}, || 0.5);
     assert!(matches!(outcome, Outcome::Failed { attempts: 3, permanent: false, .. }), "{outcome:?}");
 }
+
+#[test]
+fn consecutive_digests_share_one_smtp_connection_and_a_closed_one_is_reopened() {
+    let maildir = std::env::temp_dir().join(format!("wholechild-smtp-{}-reuse", std::process::id()));
+    let _ = std::fs::remove_dir_all(&maildir);
+    let server = SmtpServer::start(&maildir);
+    let port = server.port;
+    let notifier = notifier(port);
+    for _ in 0..3 {
+        let outcome = deliver(&notifier, &notification("counselor@district.example"), QUICK, |_| {}, || 0.5);
+        assert_eq!(outcome, Outcome::Delivered { attempts: 1 });
+    }
+    let peers = server.peers();
+    assert_eq!(peers.len(), 3);
+    assert!(peers.iter().all(|peer| peer == &peers[0]), "one connection for all three: {peers:?}");
+
+    // The server goes away and comes back: the notifier notices the closed connection
+    // before sending and opens a new one, so the digest is delivered on the first attempt.
+    drop(server);
+    let server = SmtpServer::start_on(&maildir, port);
+    let outcome = deliver(&notifier, &notification("counselor@district.example"), QUICK, |_| {}, || 0.5);
+    assert_eq!(outcome, Outcome::Delivered { attempts: 1 });
+    let peers = server.peers();
+    assert_eq!(peers.len(), 4);
+    assert_ne!(peers[3], peers[0], "a new connection after the restart");
+    assert_eq!(server.messages().len(), 4);
+}
