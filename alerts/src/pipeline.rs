@@ -242,6 +242,44 @@ impl Pipeline {
         }
     }
 
+    /// Takes back, after a restart, a change that an earlier run already told its
+    /// recipient of (its digest line is in the outbox): nothing is sent, but an open
+    /// alert is known again as told, so it is repeated, acknowledged and escalated as
+    /// before. Its clocks (repeat, escalation) start again at `event.at`.
+    pub fn restore(&mut self, event: AlertEvent) {
+        let told = |event: &AlertEvent| Told {
+            rule: event.rule.clone(),
+            first_told: event.at,
+            last_told: event.at,
+            acknowledged: false,
+            snoozed_until: None,
+            escalation: event.escalation.clone(),
+        };
+        match &event.change {
+            Change::Fired => {
+                let group = self.groups.entry(event.recipient.clone()).or_default();
+                group.told.insert(event.reference.clone(), told(&event));
+            }
+            Change::Resolved | Change::Withdrawn => {
+                if let Some(group) = self.groups.get_mut(&event.recipient) {
+                    group.told.remove(&event.reference);
+                }
+            }
+            Change::Rerouted { from } => {
+                if let Some(old) = from.as_ref().and_then(|from| self.groups.get_mut(from)) {
+                    old.told.remove(&event.reference);
+                }
+                let group = self.groups.entry(event.recipient.clone()).or_default();
+                group.told.insert(event.reference.clone(), told(&event));
+            }
+        }
+    }
+
+    /// Whether `recipient` was told of the open alert `reference` (and so may act on it).
+    pub fn is_open_for(&self, recipient: &str, reference: &str) -> bool {
+        self.groups.get(recipient).is_some_and(|group| group.told.contains_key(reference))
+    }
+
     /// The recipient has seen the alert: it is not repeated.
     pub fn acknowledge(&mut self, recipient: &str, reference: &str) -> bool {
         let told = self.groups.get_mut(recipient).and_then(|group| group.told.get_mut(reference));
@@ -470,6 +508,22 @@ mod tests {
         assert!(pipeline.advance(at(FRIDAY, 12, 30)).is_empty());
         // The snooze ends at 14:00: only a2 is repeated.
         assert_eq!(references(&pipeline.advance(at(FRIDAY, 14, 0))[0]), [("a2", ItemKind::Reminder)]);
+    }
+
+    #[test]
+    fn an_alert_told_before_a_restart_is_not_told_again_but_repeated_and_acknowledgeable() {
+        let mut pipeline = Pipeline::new(PipelineConfig::default());
+        let nine = at(FRIDAY, 9, 0);
+        pipeline.restore(fired(nine, "a1", "c1"));
+        pipeline.restore(fired(nine, "a2", "c1"));
+        pipeline.restore(fired(nine, "a3", "c2"));
+        pipeline.restore(AlertEvent::new(nine, "a3", "tier_3", "c2", Change::Resolved));
+        assert!(pipeline.advance(at(FRIDAY, 12, 59)).is_empty(), "nothing is sent again");
+        assert!(pipeline.acknowledge("c1", "a2"));
+        assert!(!pipeline.acknowledge("c2", "a3"), "resolved before the restart: no longer open");
+        let reminder = pipeline.advance(at(FRIDAY, 13, 1));
+        assert_eq!(reminder.len(), 1);
+        assert_eq!(references(&reminder[0]), [("a1", ItemKind::Reminder)]);
     }
 
     #[test]

@@ -45,6 +45,19 @@ impl LoggedChange {
     }
 }
 
+/// An acknowledgement or a snooze by a recipient, as logged (local times in seconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedAction {
+    pub reference: String,
+    /// The staff id acting: the alert's current recipient.
+    pub staff: String,
+    /// `acknowledged` or `snoozed`.
+    pub action: String,
+    /// Snoozed until then.
+    pub until: Option<i64>,
+    pub at: i64,
+}
+
 /// A notification in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxEntry {
@@ -86,6 +99,18 @@ const REFERENCES: &str = "CREATE TABLE IF NOT EXISTS alert_references (
         alert_key TEXT PRIMARY KEY,
         reference TEXT NOT NULL UNIQUE
     )";
+const ACTIONS: &str = "CREATE TABLE IF NOT EXISTS alert_actions (
+        reference TEXT NOT NULL,
+        staff TEXT NOT NULL,
+        action TEXT NOT NULL,
+        until_local BIGINT,
+        at_local BIGINT NOT NULL,
+        seq BIGINT NOT NULL
+    )";
+const INSERT_ACTION: &str = "INSERT INTO alert_actions (reference, staff, action, until_local, at_local, seq)
+    VALUES ($1, $2, $3, $4, $5, (SELECT COALESCE(MAX(seq), 0) + 1 FROM alert_actions))";
+const SELECT_ACTIONS: &str = "SELECT reference, staff, action, until_local, at_local FROM alert_actions ORDER BY seq";
+const SELECT_NOTIFIED: &str = "SELECT items FROM outbox ORDER BY seq";
 const INSERT_REFERENCE: &str =
     "INSERT INTO alert_references (alert_key, reference) VALUES ($1, $2) ON CONFLICT (alert_key) DO NOTHING";
 const SELECT_REFERENCE: &str = "SELECT reference FROM alert_references WHERE alert_key = $1";
@@ -121,6 +146,13 @@ pub trait AlertStore {
     /// the first time (a random value, so that nothing about the student can be read
     /// or guessed from it), the same ever after.
     fn reference(&mut self, alert_key: &str, fresh: &str) -> Result<String, StoreError>;
+    /// Logs an acknowledgement or a snooze, before the pipeline acts on it.
+    fn record_action(&mut self, action: &LoggedAction) -> Result<(), StoreError>;
+    /// Every action logged, in the order logged.
+    fn actions(&mut self) -> Result<Vec<LoggedAction>, StoreError>;
+    /// The (reference, change) of every digest line ever put in the outbox, whatever
+    /// became of it: what recipients have been (or are being) told.
+    fn notified_items(&mut self) -> Result<Vec<(String, &'static str)>, StoreError>;
 }
 
 fn outcome_columns(outcome: &Outcome) -> (&'static str, i64, Option<String>) {
@@ -141,7 +173,7 @@ impl SqliteStore {
         connection
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
             .map_err(failed("setting the journal mode"))?;
-        for statement in SCHEMA.iter().chain([&REFERENCES]) {
+        for statement in SCHEMA.iter().chain([&REFERENCES, &ACTIONS]) {
             connection.execute(statement, []).map_err(failed("creating the schema"))?;
         }
         Ok(SqliteStore { connection })
@@ -224,6 +256,41 @@ impl AlertStore for SqliteStore {
             .map_err(failed("reading the outbox"))?;
         rows.collect::<Result<_, _>>().map_err(failed("reading the outbox"))
     }
+
+    fn record_action(&mut self, a: &LoggedAction) -> Result<(), StoreError> {
+        self.connection
+            .execute(INSERT_ACTION, rusqlite::params![a.reference, a.staff, a.action, a.until, a.at])
+            .map_err(failed("logging an acknowledgement or snooze"))?;
+        Ok(())
+    }
+
+    fn actions(&mut self) -> Result<Vec<LoggedAction>, StoreError> {
+        let mut statement = self.connection.prepare(SELECT_ACTIONS).map_err(failed("reading the actions"))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(LoggedAction {
+                    reference: row.get(0)?,
+                    staff: row.get(1)?,
+                    action: row.get(2)?,
+                    until: row.get(3)?,
+                    at: row.get(4)?,
+                })
+            })
+            .map_err(failed("reading the actions"))?;
+        rows.collect::<Result<_, _>>().map_err(failed("reading the actions"))
+    }
+
+    fn notified_items(&mut self) -> Result<Vec<(String, &'static str)>, StoreError> {
+        let mut statement = self.connection.prepare(SELECT_NOTIFIED).map_err(failed("reading the outbox"))?;
+        let rows = statement.query_map([], |row| row.get::<_, String>(0)).map_err(failed("reading the outbox"))?;
+        let items: Vec<String> = rows.collect::<Result<_, _>>().map_err(failed("reading the outbox"))?;
+        Ok(items_told(&items))
+    }
+}
+
+/// The (reference, change) pairs of outbox rows' items.
+fn items_told(rows: &[String]) -> Vec<(String, &'static str)> {
+    rows.iter().flat_map(|text| decode_items(text)).map(|(reference, change, _)| (reference, change)).collect()
 }
 
 /// An outbox row as read.
@@ -290,7 +357,7 @@ impl PostgresStore {
         client
             .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET search_path TO \"{schema}\";"))
             .map_err(failed("choosing the schema"))?;
-        for statement in SCHEMA.iter().chain([&REFERENCES]) {
+        for statement in SCHEMA.iter().chain([&REFERENCES, &ACTIONS]) {
             client.batch_execute(statement).map_err(failed("creating the schema"))?;
         }
         Ok(PostgresStore { client })
@@ -364,5 +431,32 @@ impl AlertStore for PostgresStore {
                 })
             })
             .collect())
+    }
+
+    fn record_action(&mut self, a: &LoggedAction) -> Result<(), StoreError> {
+        self.client
+            .execute(INSERT_ACTION, &[&a.reference, &a.staff, &a.action, &a.until, &a.at])
+            .map_err(failed("logging an acknowledgement or snooze"))?;
+        Ok(())
+    }
+
+    fn actions(&mut self) -> Result<Vec<LoggedAction>, StoreError> {
+        let rows = self.client.query(SELECT_ACTIONS, &[]).map_err(failed("reading the actions"))?;
+        Ok(rows
+            .iter()
+            .map(|row| LoggedAction {
+                reference: row.get(0),
+                staff: row.get(1),
+                action: row.get(2),
+                until: row.get(3),
+                at: row.get(4),
+            })
+            .collect())
+    }
+
+    fn notified_items(&mut self) -> Result<Vec<(String, &'static str)>, StoreError> {
+        let rows = self.client.query(SELECT_NOTIFIED, &[]).map_err(failed("reading the outbox"))?;
+        let items: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+        Ok(items_told(&items))
     }
 }

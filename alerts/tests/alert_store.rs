@@ -4,7 +4,7 @@
 //! before its attempt and finished after is no longer pending; one whose process died
 //! between the two is pending after a restart, with the same idempotency key.
 
-use alerts::{AlertStore, LoggedChange, Notification, Outcome, PostgresStore, SqliteStore};
+use alerts::{AlertStore, LoggedAction, LoggedChange, Notification, Outcome, PostgresStore, SqliteStore};
 use std::path::PathBuf;
 
 const POSTGRES: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
@@ -107,6 +107,35 @@ fn an_alert_keeps_its_reference_across_restarts(kind: &str) {
     let mut store = open(kind, "reference");
     assert_eq!(store.reference("tier_3|s1|2026-09-14", "r-cccc").unwrap(), "r-aaaa");
     assert_eq!(store.reference("tier_3|s2|2026-09-14", "r-dddd").unwrap(), "r-dddd");
+}
+
+fn acknowledgements_and_what_was_told_survive_a_restart(kind: &str) {
+    let mut store = fresh(kind, "actions");
+    store.enqueue("email", &notification("k1")).unwrap();
+    let acknowledged = LoggedAction {
+        reference: "r-1".into(),
+        staff: "t1".into(),
+        action: "acknowledged".into(),
+        until: None,
+        at: 10,
+    };
+    let snoozed = LoggedAction { action: "snoozed".into(), until: Some(99), at: 20, ..acknowledged.clone() };
+    store.record_action(&acknowledged).unwrap();
+    store.record_action(&snoozed).unwrap();
+    drop(store);
+    let mut store = open(kind, "actions");
+    assert_eq!(store.actions().unwrap(), [acknowledged, snoozed]);
+    assert_eq!(store.notified_items().unwrap(), [(String::from("r-1"), "new")]);
+}
+
+#[test]
+fn sqlite_acknowledgements_and_what_was_told_survive_a_restart() {
+    acknowledgements_and_what_was_told_survive_a_restart("sqlite");
+}
+
+#[test]
+fn postgres_acknowledgements_and_what_was_told_survive_a_restart() {
+    acknowledgements_and_what_was_told_survive_a_restart("postgres");
 }
 
 #[test]

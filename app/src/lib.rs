@@ -1,11 +1,13 @@
 //! The `wholechild` application: the commands (`replay`, `generate`, `demo`, `run`, `produce`) over the
 //! library crates, and the driver they share. `main.rs` only parses arguments.
 
+pub mod alert_api;
 pub mod alert_log;
 pub mod demo;
 pub mod driver;
 pub mod entity_alerts;
 pub mod generate;
+pub mod http;
 pub mod live_alerts;
 pub mod metrics;
 pub mod output;

@@ -5,23 +5,29 @@
 //! its own (a slow SMTP server never holds up the dataflows).
 //!
 //! After a restart the engine re-derives every alert from the topics; the store knows
-//! the changes it logged already, so only new changes reach the pipeline (nobody is told
-//! twice), and the outbox's pending notifications are sent again with their idempotency
-//! keys.
+//! the changes it logged already and what the outbox told of them. A change logged and
+//! told before is taken back into the pipeline as told (nobody is told twice, and an open
+//! alert is still repeated, acknowledged and escalated, its clocks restarted); one logged
+//! but not yet told (the run died while it waited for its digest) goes through the
+//! pipeline again, so nobody misses it. The outbox's pending notifications are sent
+//! again with their idempotency keys. Acknowledgements and snoozes from the alerts API
+//! (`alert_api`) are logged before the pipeline acts on them, and applied again to the
+//! alerts taken back after a restart.
 
+use crate::alert_api::{Action, Answer, Request};
 use crate::alert_log::{entity_evidence_json, evidence_json};
 use crate::entity_alerts::EntityAlertChange;
 use alerts::{
-    deliver, AlertEvent, AlertStore, Change, DeliveryHours, LocalTime, LoggedChange, Notification, Notifier, Pipeline,
-    PipelineConfig, RetryPolicy,
+    deliver, AlertEvent, AlertStore, Change, DeliveryHours, LocalTime, LoggedAction, LoggedChange, Notification,
+    Notifier, Pipeline, PipelineConfig, RetryPolicy,
 };
 use anyhow::{anyhow, Context, Result};
 use config::{AlertRule, AlertStoreConfig, AlertsConfig, RecipientRole, SmtpSecurityConfig};
 use ingest::{Names, StaffEntry};
 use model::{AlertChangeKind, StudentAlertChange, Sym};
 use rand::Rng;
-use rustc_hash::FxHashMap;
-use std::sync::mpsc::{channel, Sender};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::Duration;
 
 /// A notification for the delivery thread: its channel (`email`, `webhook`) and text.
@@ -39,6 +45,14 @@ pub struct LiveAlerts {
     /// The `alerts` topic, when configured.
     topic: Option<ingest::kafka::Publisher>,
     fallback_recipient: Option<String>,
+    /// (reference, digest line) of everything the outbox ever told (at start).
+    told_before: FxHashSet<(String, &'static str)>,
+    /// The acknowledgements and snoozes logged, by reference (at start).
+    actions_before: FxHashMap<String, Vec<LoggedAction>>,
+    /// Requests from the alerts API, when `[alerts.api]` is configured.
+    api: Option<Receiver<Request>>,
+    /// Where the alerts API listens.
+    pub api_address: Option<std::net::SocketAddr>,
     /// Alert changes logged (and so new) since start.
     pub logged: u64,
 }
@@ -95,6 +109,18 @@ impl LiveAlerts {
             None => None,
         };
         let pending = store.outbox("pending")?;
+        let told_before = store.notified_items()?.into_iter().collect();
+        let mut actions_before: FxHashMap<String, Vec<LoggedAction>> = FxHashMap::default();
+        for action in store.actions()? {
+            actions_before.entry(action.reference.clone()).or_default().push(action);
+        }
+        let (api_address, api) = match &config.api {
+            Some(api) => {
+                let (address, requests) = crate::alert_api::serve(api.listen, read_api_token(api)?)?;
+                (Some(address), Some(requests))
+            }
+            None => (None, None),
+        };
         let thread_store = open_store(&config.store)?;
         let (deliveries, queue) = channel::<Delivery>();
         let (has_email, has_webhook) = (email.is_some(), webhook.is_some());
@@ -136,6 +162,10 @@ impl LiveAlerts {
             thread: Some(thread),
             topic,
             fallback_recipient: config.fallback_recipient.clone(),
+            told_before,
+            actions_before,
+            api,
+            api_address,
             logged: 0,
         })
     }
@@ -205,13 +235,13 @@ impl LiveAlerts {
         now: LocalTime,
     ) -> Result<()> {
         let Routing { recipient, previous, escalation } = routing;
-        if !self.store.record_change(logged)? {
-            return Ok(()); // logged by an earlier run: its recipient has heard of it
-        }
-        self.logged += 1;
+        let new = self.store.record_change(logged)?;
         let fresh = format!("{:016x}", rand::rng().random::<u64>());
         let reference = self.store.reference(&format!("{}|{}|{fired}", logged.rule, logged.entity), &fresh)?;
-        if let Some(topic) = &self.topic {
+        if new {
+            self.logged += 1;
+        }
+        if let (Some(topic), true) = (&self.topic, new) {
             let message = serde_json::json!({
                 "reference": reference,
                 "rule": logged.rule,
@@ -225,20 +255,80 @@ impl LiveAlerts {
             topic.send(Some(reference.as_bytes()), message.to_string().as_bytes())?;
         }
         let Some(recipient) = recipient.or_else(|| self.fallback_recipient.clone()) else {
-            eprintln!(
-                "alerts: an alert change of rule {} has no recipient (nobody assigned, no fallback)",
-                logged.rule
-            );
+            if new {
+                eprintln!(
+                    "alerts: an alert change of rule {} has no recipient (nobody assigned, no fallback)",
+                    logged.rule
+                );
+            }
             return Ok(());
         };
-        let change = match kind {
-            AlertChangeKind::Fired => Change::Fired,
-            AlertChangeKind::Resolved => Change::Resolved,
-            AlertChangeKind::Withdrawn => Change::Withdrawn,
-            AlertChangeKind::Rerouted => Change::Rerouted { from: previous },
+        let (change, line) = match kind {
+            AlertChangeKind::Fired => (Change::Fired, "new"),
+            AlertChangeKind::Resolved => (Change::Resolved, "resolved"),
+            AlertChangeKind::Withdrawn => (Change::Withdrawn, "withdrawn"),
+            AlertChangeKind::Rerouted => (Change::Rerouted { from: previous }, "reassigned"),
         };
-        self.pipeline.push(AlertEvent { at: now, reference, rule: logged.rule.clone(), recipient, change, escalation });
+        let told = !new && self.told_before.contains(&(reference.clone(), line));
+        let event = AlertEvent { at: now, reference, rule: logged.rule.clone(), recipient, change, escalation };
+        match told {
+            false => self.pipeline.push(event),
+            true => self.restore(event),
+        }
         Ok(())
+    }
+
+    /// Takes back an alert change an earlier run told of, with the recipient's actions.
+    fn restore(&mut self, event: AlertEvent) {
+        let (reference, recipient) = (event.reference.clone(), event.recipient.clone());
+        self.pipeline.restore(event);
+        for action in self.actions_before.get(&reference).into_iter().flatten() {
+            if action.staff == recipient {
+                match action.until {
+                    None => self.pipeline.acknowledge(&recipient, &reference),
+                    Some(until) => self.pipeline.snooze(&recipient, &reference, LocalTime(until)),
+                };
+            }
+        }
+    }
+
+    /// Answers the alerts API's requests: each action is logged, then acted upon.
+    pub fn answer_requests(&mut self, now: LocalTime) {
+        let Some(requests) = &self.api else { return };
+        let requests: Vec<Request> = requests.try_iter().collect();
+        for request in requests {
+            let answer = match self.act(&request.reference, &request.staff, request.action, now) {
+                Ok(true) => Answer::Done,
+                Ok(false) => Answer::NotFound,
+                Err(error) => Answer::Failed(error.to_string()),
+            };
+            let _ = request.reply.send(answer);
+        }
+    }
+
+    /// Logs and applies one acknowledgement or snooze; false when `staff` was told of no
+    /// open alert `reference`.
+    fn act(&mut self, reference: &str, staff: &str, action: Action, now: LocalTime) -> Result<bool> {
+        if !self.pipeline.is_open_for(staff, reference) {
+            return Ok(false);
+        }
+        let (name, until) = match action {
+            Action::Acknowledge => ("acknowledged", None),
+            Action::Snooze { until } => ("snoozed", Some(until.0)),
+        };
+        let logged = LoggedAction {
+            reference: reference.to_string(),
+            staff: staff.to_string(),
+            action: name.to_string(),
+            until,
+            at: now.0,
+        };
+        self.store.record_action(&logged)?;
+        match action {
+            Action::Acknowledge => self.pipeline.acknowledge(staff, reference),
+            Action::Snooze { until } => self.pipeline.snooze(staff, reference, until),
+        };
+        Ok(true)
     }
 
     /// Queues and hands over the digests due by `now`.
@@ -330,6 +420,20 @@ fn escalation_chain(
         .filter_map(|&role| crate::entity_alerts::recipient_of(role, school, directory, upsert))
         .map(|staff| upsert.names.staff.resolve(staff).to_string())
         .collect()
+}
+
+fn read_api_token(api: &config::AlertApiConfig) -> Result<String> {
+    let token = match (&api.token_file, &api.token_env) {
+        (Some(file), _) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading alerts.api.token_file {}", file.display()))?,
+        (None, Some(name)) => std::env::var(name).with_context(|| format!("the environment has no {name}"))?,
+        (None, None) => unreachable!("the configuration requires a token"),
+    };
+    let token = token.trim().to_string();
+    if token.len() < 16 {
+        anyhow::bail!("the alerts API token is shorter than 16 characters");
+    }
+    Ok(token)
 }
 
 fn pipeline_config(config: &AlertsConfig, calendar: &config::Calendar) -> PipelineConfig {

@@ -79,6 +79,9 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
         )?),
         None => None,
     };
+    if let Some(address) = live_alerts.as_ref().and_then(|alerts| alerts.api_address) {
+        eprintln!("alerts API: http://{address}/api/alerts/");
+    }
     let mut entity_alerts =
         options.config.alerts.as_ref().and_then(|_| EntityAlerts::new(&options.config.rules, &options.config.sections));
     let sources = options.config.sources.clone();
@@ -128,6 +131,7 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
                 }
             }
             if let Some(alerts) = &mut live_alerts {
+                alerts.answer_requests(local_now());
                 alerts.tick(&feeder.upsert.names, &feeder.upsert.staff, local_now())?;
             }
             if read == 0 && source.reader_stopped() {

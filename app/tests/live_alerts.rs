@@ -93,3 +93,111 @@ fn a_live_alert_is_e_mailed_to_the_counselor_once_even_across_a_kill_9() {
     assert_eq!(smtp.messages().len(), 1, "nobody is e-mailed twice");
     assert_eq!(broker.read_all("alerts", 1, Duration::from_secs(10)).len(), 1, "nor published twice");
 }
+
+/// Two homeless students, each with three consecutive absences and a counselor of their
+/// own: one `vulnerable_absences` alert to each counselor.
+fn two_counselors_records() -> Vec<String> {
+    let mut records = vec![RECORDS[0].to_string()];
+    for n in 1..=2 {
+        records.extend([
+            format!(r#"{{"type":"staff","id":"t{n}","source":"hr","name":"T {n}","email":"t{n}@district.example","role":"counselor","schools":["k1"]}}"#),
+            format!(r#"{{"type":"enrollment","id":"e{n}","source":"sis","student_id":"s{n}","school_id":"k1","grade":7,"entry_date":"2026-08-31","exit_date":null}}"#),
+            format!(r#"{{"type":"program","id":"p{n}","source":"sis","student_id":"s{n}","program":"homeless","begin_date":"2026-08-31","end_date":null}}"#),
+            format!(r#"{{"type":"caseload","id":"c{n}","source":"sis","student_id":"s{n}","staff_id":"t{n}","role":"counselor","begin_date":"2026-08-31","end_date":null}}"#),
+        ]);
+        for (day, date) in ["2026-09-01", "2026-09-02", "2026-09-03"].iter().enumerate() {
+            records.push(format!(r#"{{"type":"attendance","id":"a{n}-{day}","source":"sis","student_id":"s{n}","school_id":"k1","date":"{date}","status":"absent_unexcused"}}"#));
+        }
+    }
+    records
+}
+
+const API_TOKEN: &str = "test-token-0123456789abcdef";
+
+/// POSTs to the alerts API; the status and the JSON answer.
+fn api(base: &str, path: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut response = agent
+        .post(&format!("{base}{path}"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap_or_default())
+}
+
+fn mail_to(smtp: &SmtpServer, staff: &str) -> Vec<String> {
+    let to = format!("To: {staff}@district.example");
+    smtp.messages().into_iter().filter(|message| message.contains(&to)).collect()
+}
+
+fn reference_in(message: &str) -> String {
+    let start = message.find("/alerts/").unwrap() + "/alerts/".len();
+    message[start..].chars().take_while(|c| c.is_ascii_hexdigit()).collect()
+}
+
+#[test]
+fn an_acknowledged_or_snoozed_alert_is_not_repeated_even_after_a_kill_9() {
+    let dir = scratch("alerts-api");
+    let broker = Broker::start(&dir.join("broker.log"));
+    broker.create_topic("canonical", 2);
+    broker.create_topic("dead-letters", 1);
+    let smtp = SmtpServer::start(&dir.join("mail"));
+    let token_file = dir.join("api-token");
+    std::fs::write(&token_file, format!("{API_TOKEN}\n")).unwrap();
+    let alerts = format!(
+        "[alerts]\nstore = \"sqlite:{}\"\ndashboard_url = \"https://dashboard.district.example\"\ngroup_wait_seconds = 0\ngroup_interval_seconds = 0\nrepeat_interval_seconds = 2\ndelivery_hours = \"00:00-24:00\"\ndelivery_weekdays_only = false\n[alerts.email]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"wholechild <alerts@district.example>\"\n[alerts.api]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n",
+        dir.join("alerts.sqlite").display(),
+        smtp.port,
+        token_file.display()
+    );
+    let config = kafka_config(&dir, &broker, "alerts-api", &["canonical"], &alerts);
+    let events = dir.join("events.ndjson");
+    std::fs::write(&events, two_counselors_records().join("\n") + "\n").unwrap();
+    wholechild(&["produce", "--config", config.to_str().unwrap(), "--events", events.to_str().unwrap()]);
+    let live = ["run", "--config", config.to_str().unwrap(), "--as-of", "2026-09-03", "--publish-ms", "50"];
+
+    let first = Running::start(&live);
+    let line = first.wait_for_line(Duration::from_secs(30), |line| line.starts_with("alerts API: "));
+    let base = line["alerts API: ".len()..].trim_end_matches("/api/alerts/").to_string();
+    wait_until("an e-mail to each counselor", Duration::from_secs(60), || {
+        !mail_to(&smtp, "t1").is_empty() && !mail_to(&smtp, "t2").is_empty()
+    });
+    let (t1_alert, t2_alert) = (reference_in(&mail_to(&smtp, "t1")[0]), reference_in(&mail_to(&smtp, "t2")[0]));
+    let acknowledge = |reference: &str| format!("/api/alerts/{reference}/acknowledge");
+
+    // Refused: no token, a staff member the alert was not sent to, a snooze without a time.
+    assert_eq!(api(&base, &acknowledge(&t1_alert), "wrong", r#"{"staff":"t1"}"#).0, 401);
+    assert_eq!(api(&base, &acknowledge(&t2_alert), API_TOKEN, r#"{"staff":"t1"}"#).0, 404);
+    let snooze = format!("/api/alerts/{t2_alert}/snooze");
+    assert_eq!(api(&base, &snooze, API_TOKEN, r#"{"staff":"t2","until":"soon"}"#).0, 400);
+    assert_eq!(api(&base, &acknowledge(&t1_alert), API_TOKEN, r#"{"staf":"t1"}"#).0, 400);
+
+    let (status, answer) = api(&base, &acknowledge(&t1_alert), API_TOKEN, r#"{"staff":"t1"}"#);
+    assert_eq!((status, answer["action"].as_str()), (200, Some("acknowledged")), "{answer}");
+    // t2's alert, not acknowledged, is repeated every 2 seconds; t1's is not.
+    wait_until("a reminder to t2", Duration::from_secs(30), || mail_to(&smtp, "t2").len() >= 2);
+    let (status, _) = api(&base, &snooze, API_TOKEN, r#"{"staff":"t2","until":"2030-01-01T07:00"}"#);
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_secs(1)); // a reminder already handed over may land
+    let t2_count = mail_to(&smtp, "t2").len();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(mail_to(&smtp, "t1").len(), 1, "acknowledged: not repeated");
+    assert_eq!(mail_to(&smtp, "t2").len(), t2_count, "snoozed: not repeated");
+    first.kill_9();
+
+    // After a restart both alerts are known again as told, with their acknowledgement
+    // and snooze: nothing is sent again, nor repeated.
+    let second = Running::start(&live);
+    let url = second.metrics_url();
+    wait_until("every record applied", Duration::from_secs(60), || {
+        metric_sum(&scrape(&url), "wholechild_record_effect_latency_seconds_count", "topic=\"canonical\"")
+            >= two_counselors_records().len() as f64
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let log = second.terminate();
+    assert!(log.contains("alerts: 0 alert change(s) logged"), "{log}");
+    assert_eq!(mail_to(&smtp, "t1").len(), 1, "{log}");
+    assert_eq!(mail_to(&smtp, "t2").len(), t2_count, "{log}");
+}

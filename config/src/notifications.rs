@@ -42,6 +42,17 @@ pub struct WebhookConfig {
     pub secret_env: Option<String>,
 }
 
+/// `[alerts.api]`: acknowledgement and snooze over HTTP, for the dashboard and other
+/// district systems acting for a staff member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertApiConfig {
+    pub listen: std::net::SocketAddr,
+    /// A file holding the bearer token callers present.
+    pub token_file: Option<PathBuf>,
+    /// Or the environment variable holding it.
+    pub token_env: Option<String>,
+}
+
 /// `[alerts]` of `wholechild run`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlertsConfig {
@@ -59,6 +70,7 @@ pub struct AlertsConfig {
     pub daily_budget: Option<u32>,
     pub email: Option<EmailConfig>,
     pub webhook: Option<WebhookConfig>,
+    pub api: Option<AlertApiConfig>,
     /// A Kafka topic that gets every alert change logged (keyed by the alert's reference),
     /// for the district's other systems; on the brokers of `[kafka]`.
     pub topic: Option<String>,

@@ -640,6 +640,7 @@ fn read_alerts(walker: &mut Walker, root: &dyn TableLike) -> Option<AlertsConfig
             "daily_budget",
             "email",
             "webhook",
+            "api",
             "topic",
             "fallback_recipient",
             "escalate_after_days",
@@ -681,6 +682,7 @@ fn read_alerts(walker: &mut Walker, root: &dyn TableLike) -> Option<AlertsConfig
     let daily_budget = Some(walker.integer(table, path, "daily_budget", 20, 0)).filter(|&budget| budget > 0);
     let email = walker.table(table, path, "email").and_then(|email| read_email(walker, email, table));
     let webhook = walker.table(table, path, "webhook").and_then(|webhook| read_webhook(walker, webhook, table));
+    let api = walker.table(table, path, "api").and_then(|api| read_alert_api(walker, api, table));
     let topic = walker.string(table, path, "topic");
     if topic.is_some() && root.get("kafka").is_none() {
         let span = table.get("topic").and_then(|item| item.span());
@@ -700,6 +702,7 @@ fn read_alerts(walker: &mut Walker, root: &dyn TableLike) -> Option<AlertsConfig
         daily_budget,
         email,
         webhook,
+        api,
         topic,
         fallback_recipient,
         escalate_after_days,
@@ -776,6 +779,39 @@ fn read_webhook(walker: &mut Walker, table: &dyn TableLike, parent: &dyn TableLi
         );
     }
     Some(WebhookConfig { url: url?, secret_file, secret_env })
+}
+
+fn read_alert_api(walker: &mut Walker, table: &dyn TableLike, parent: &dyn TableLike) -> Option<AlertApiConfig> {
+    let path = "alerts.api";
+    let span = parent.get("api").and_then(|item| item.span());
+    walker.refuse_unknown(table, path, &["listen", "token_file", "token_env"]);
+    let listen = match table.get("listen") {
+        None => {
+            walker.problem(
+                span.clone(),
+                "alerts.api.listen",
+                "missing: the address to serve the API on (\"host:port\")",
+            );
+            None
+        }
+        Some(item) => {
+            let address = item.as_str().and_then(|text| text.parse::<std::net::SocketAddr>().ok());
+            if address.is_none() {
+                walker.problem(item.span(), "alerts.api.listen", "expected \"host:port\" (an IP address and port)");
+            }
+            address
+        }
+    };
+    let token_file = walker.string(table, path, "token_file").map(PathBuf::from);
+    let token_env = walker.string(table, path, "token_env");
+    if token_file.is_none() && token_env.is_none() {
+        walker.problem(
+            span,
+            "alerts.api.token_file",
+            "missing: callers present a bearer token read from a file (token_file) or the environment (token_env)",
+        );
+    }
+    Some(AlertApiConfig { listen: listen?, token_file, token_env })
 }
 
 /// The rules of [`DEFAULT_RULES_TOML`], for a configuration without a `rules` key.
@@ -1157,14 +1193,25 @@ mod stream_tests {
         let email = alerts.email.unwrap();
         assert_eq!((email.port, email.security), (587, SmtpSecurityConfig::StartTls));
         assert!(alerts.webhook.unwrap().secret_file.is_some());
+        let api = alerts.api.unwrap();
+        assert_eq!(api.listen, "127.0.0.1:9465".parse().unwrap());
+        assert!(api.token_file.is_some());
         let inline = format!(
-            "{CALENDAR}[alerts]\ndashboard_url = \"https://d\"\nstore = \"mysql:x\"\ndelivery_hours = \"19:00-07:00\"\n[alerts.email]\nhost = \"h\"\nfrom = \"a@b\"\npassword = \"hunter2\"\n[alerts.webhook]\nurl = \"https://h\"\n"
+            "{CALENDAR}[alerts]\ndashboard_url = \"https://d\"\nstore = \"mysql:x\"\ndelivery_hours = \"19:00-07:00\"\n[alerts.email]\nhost = \"h\"\nfrom = \"a@b\"\npassword = \"hunter2\"\n[alerts.webhook]\nurl = \"https://h\"\n[alerts.api]\nlisten = \"anywhere\"\ntoken = \"t\"\n"
         );
         let error = parse_config(&inline).unwrap_err();
         let keys: Vec<&str> = error.problems.iter().map(|problem| problem.key.as_str()).collect();
         assert_eq!(
             keys,
-            ["alerts.store", "alerts.delivery_hours", "alerts.email.password", "alerts.webhook.secret_file"],
+            [
+                "alerts.store",
+                "alerts.delivery_hours",
+                "alerts.email.password",
+                "alerts.webhook.secret_file",
+                "alerts.api.token",
+                "alerts.api.listen",
+                "alerts.api.token_file"
+            ],
             "{error}"
         );
     }
