@@ -86,7 +86,7 @@ def main():
     parser.add_argument("--triggers", type=int, default=100)
     parser.add_argument("--students", type=int, default=20000)
     parser.add_argument("--publish-ms", type=int, default=20)
-    parser.add_argument("--fetch-wait-ms", type=int, help="the consumer's fetch.wait.max.ms (engine default 50)")
+    parser.add_argument("--fetch-wait-ms", type=int, help="the consumer's fetch.wait.max.ms (engine default 10)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="alert-latency-"))
     events = work / "district.ndjson"

@@ -85,8 +85,11 @@ enum Command {
         /// Timely worker threads (results are identical for every count).
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// Threads decoding the messages read from Kafka.
+        #[arg(long, default_value_t = 2)]
+        decode_threads: usize,
         /// Milliseconds between making fed records visible (and committing offsets).
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 20)]
         publish_ms: u64,
     },
     /// Publish NDJSON records to a configured topic, keyed `type:id`.
@@ -176,7 +179,7 @@ fn main() -> Result<()> {
             );
         }
         Command::Demo(args) => demo::demo(args)?,
-        Command::Run { config, exit_when_caught_up, out, as_of, workers, publish_ms } => {
+        Command::Run { config, exit_when_caught_up, out, as_of, workers, decode_threads, publish_ms } => {
             let config = load_config(Some(&config))?;
             let summary = run::run(run::RunOptions {
                 config,
@@ -184,6 +187,7 @@ fn main() -> Result<()> {
                 out: out.clone(),
                 as_of,
                 workers,
+                decode_threads,
                 publish_every: Duration::from_millis(publish_ms),
             })?;
             eprintln!(

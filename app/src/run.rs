@@ -31,6 +31,8 @@ pub struct RunOptions {
     /// A fixed district clock (default: the input's dates in a backfill, today when live).
     pub as_of: Option<Day>,
     pub workers: usize,
+    /// Threads decoding the messages read from Kafka.
+    pub decode_threads: usize,
     /// How often fed records are made visible in every output (and offsets committed).
     pub publish_every: Duration,
 }
@@ -86,7 +88,7 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
         options.config.alerts.as_ref().and_then(|_| EntityAlerts::new(&options.config.rules, &options.config.sections));
     let sources = options.config.sources.clone();
     dataflows::run(options.workers, params, move |engine| -> Result<RunSummary> {
-        let mut source = KafkaSource::connect(&kafka, &sources, metrics)?;
+        let mut source = KafkaSource::connect(&kafka, &sources, metrics, options.decode_threads)?;
         let ends = match options.exit_when_caught_up {
             true => Some(ingest::kafka::end_offsets(&kafka, &kafka.topics, Duration::from_secs(30))?),
             false => None,

@@ -2,10 +2,12 @@
 //! dead-letter topic, and canonical records published by `wholechild produce`.
 //!
 //! Design (see ARCHITECTURE.md, "Kafka"):
-//! - A `BaseConsumer` in a consumer group, polled on a reader thread of its own, which
-//!   also decodes and dead-letters, and hands the timely worker batches of decoded
-//!   records (`BaseConsumer` is several times faster than `StreamConsumer` on small
-//!   messages; `shared/design/performance-notes.md`).
+//! - A `BaseConsumer` in a consumer group, polled on a reader thread of its own for its
+//!   events (rebalances, commits); the fetched messages of every assigned partition are
+//!   forwarded to a queue of ours and read from it in batches (`fetch_queue`), handed in
+//!   turn to decoder threads that decode (or map) and dead-letter them, and their results
+//!   reach the timely worker in the order read (`BaseConsumer` is several times faster
+//!   than `StreamConsumer` on small messages; `shared/design/performance-notes.md`).
 //! - State is rebuilt from the topics: a partition this process has not read before is
 //!   read from its beginning; one it read before (and lost in a rebalance) resumes where
 //!   this process stopped, since its records are still in force here. Re-reading a record
@@ -19,6 +21,7 @@
 //! - Record contents never go to the log: reasons name fields and domains, never values.
 
 use crate::decode::{decode_line, Reason};
+use crate::fetch_queue::{FetchQueue, RawMessage};
 use crate::mapping::map_record;
 use crate::pipeline::{Decoded, Rejected};
 use config::{KafkaConfig, SourceMapping};
@@ -156,6 +159,9 @@ struct SourceContext {
     /// Set when partitions were assigned (so the reader need not lock to find out).
     assigned_since: Arc<AtomicBool>,
     metrics: SourceMetrics,
+    /// Where assigned partitions' messages go (set once the consumer exists; taken away
+    /// by the reader before it drops the consumer).
+    fetch_queue: Arc<Mutex<Option<Arc<FetchQueue>>>>,
 }
 
 impl ClientContext for SourceContext {
@@ -205,6 +211,12 @@ impl ConsumerContext for SourceContext {
                 eprintln!("kafka: assigned {} partition(s): {}", shared.assigned.len(), describe(&shared.assigned));
                 if let Err(error) = consumer.assign(&assignment) {
                     eprintln!("kafka: error: assigning partitions: {error}");
+                }
+                // Right after `assign`, before fetching starts: see `fetch_queue`.
+                if let Some(queue) = self.fetch_queue.lock().expect("fetch queue").as_ref() {
+                    for element in assignment.elements() {
+                        queue.forward_partition(consumer.client().native_ptr(), element.topic(), element.partition());
+                    }
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -260,20 +272,26 @@ enum Command {
     Stop,
 }
 
-/// Records read per batch handed from the reader thread to the engine.
+/// Records read per batch handed from the reader thread to a decoder thread.
 const BATCH_RECORDS: usize = 8192;
-/// Batches in flight between them (bounds the memory a fast broker can fill).
-const BATCHES_IN_FLIGHT: usize = 16;
+/// Batches in flight to and from each decoder thread (bounds the memory a fast broker
+/// can fill).
+const BATCHES_IN_FLIGHT: usize = 8;
 
 /// The district's topics, consumed in a group, with dead letters set aside.
 ///
-/// A reader thread owns the consumer: it polls, decodes (or maps) each message, sends
-/// the ones that cannot be used to the dead-letter topic, and hands batches of decoded
-/// records to the engine, so that polling and decoding overlap the dataflow's work. The
-/// engine applies them in order, and asks the thread to commit the offsets of what it
-/// has applied (`commit_applied`).
+/// A reader thread owns the consumer: it serves its events and reads fetched messages
+/// in batches, which it deals in turn to `decode_threads` decoder threads; they decode
+/// (or map) each message, send the ones that cannot be used to the dead-letter topic,
+/// and hand the decoded records on, so that reading and decoding overlap the dataflow's
+/// work. The engine takes the decoders' batches in the order they were dealt (so each
+/// partition's records stay in order), applies them, and asks the reader thread to
+/// commit the offsets of what it has applied (`commit_applied`).
 pub struct KafkaSource {
-    batches: Receiver<Vec<ReadRecord>>,
+    /// Each decoder thread's decoded batches; batch n comes from decoder n % len.
+    batches: Vec<Receiver<Vec<ReadRecord>>>,
+    /// The number of the next batch to apply.
+    next_batch: usize,
     commands: SyncSender<Command>,
     reader: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Mutex<Shared>>,
@@ -291,6 +309,7 @@ impl KafkaSource {
         kafka: &KafkaConfig,
         mappings: &[SourceMapping],
         metrics: SourceMetrics,
+        decode_threads: usize,
     ) -> Result<KafkaSource, KafkaSourceError> {
         let settings = [
             ("group.id", kafka.group_id.as_str()),
@@ -299,7 +318,9 @@ impl KafkaSource {
             ("auto.offset.reset", "earliest"),
             ("enable.partition.eof", "false"),
             ("statistics.interval.ms", "1000"),
-            ("fetch.wait.max.ms", "50"),
+            // A live record waits at most this long in the broker for its fetch (the alert
+            // latency budget, BENCHMARKS.md); a backfill never waits on it.
+            ("fetch.wait.max.ms", "10"),
             ("max.partition.fetch.bytes", "4194304"),
             // librdkafka's default prefetch (100,000 messages) leaves the engine waiting on
             // fetches in a backfill (BENCHMARKS.md, "Kafka ingest").
@@ -309,33 +330,67 @@ impl KafkaSource {
         ];
         let shared = Arc::new(Mutex::new(Shared::default()));
         let assigned_since = Arc::new(AtomicBool::new(false));
-        let context =
-            SourceContext { shared: shared.clone(), assigned_since: assigned_since.clone(), metrics: metrics.clone() };
+        let queue_slot = Arc::new(Mutex::new(None));
+        let context = SourceContext {
+            shared: shared.clone(),
+            assigned_since: assigned_since.clone(),
+            metrics: metrics.clone(),
+            fetch_queue: queue_slot.clone(),
+        };
         let consumer: BaseConsumer<SourceContext> = client_config(kafka, &settings)
             .create_with_context(context)
             .map_err(client_error("creating the Kafka consumer"))?;
+        let fetch_queue = Arc::new(FetchQueue::new(consumer.client().native_ptr()));
+        *queue_slot.lock().expect("fetch queue") = Some(fetch_queue.clone());
         let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(client_error("subscribing to kafka.topics"))?;
-        let dead_letters = DeadLetters::connect(kafka, metrics.clone())?;
+        let dead_letters = Arc::new(DeadLetters::connect(kafka, metrics.clone())?);
+        let decoder = Decoder {
+            topics: kafka.topics.clone(),
+            mappings: mappings.iter().map(|mapping| (mapping.topic.clone(), mapping.clone())).collect(),
+            dead_letters: dead_letters.clone(),
+            metrics: metrics.clone(),
+        };
+        let mut decoders = Vec::new();
+        let mut batches = Vec::new();
+        let mut blocks = Vec::new();
+        for _ in 0..decode_threads.max(1) {
+            let (block_sender, block_receiver) = sync_channel(BATCHES_IN_FLIGHT);
+            let (batch_sender, batch_receiver) = sync_channel(BATCHES_IN_FLIGHT);
+            let decoder = decoder.clone();
+            let handle = std::thread::Builder::new()
+                .name(String::from("kafka-decode"))
+                .spawn(move || decoder.run(block_receiver, batch_sender))
+                .expect("starting a Kafka decoder thread");
+            decoders.push(handle);
+            blocks.push(block_sender);
+            batches.push(batch_receiver);
+        }
         let reader = Reader {
             consumer,
+            fetch_queue,
+            queue_slot,
             shared: shared.clone(),
             assigned_since,
             topics: kafka.topics.clone(),
-            mappings: mappings.iter().map(|mapping| (mapping.topic.clone(), mapping.clone())).collect(),
+            topic_handles: Vec::new(),
+            decoder,
+            blocks,
+            decoders,
+            next_block: 0,
             dead_letters,
             dead_letter_floor: HashMap::new(),
             metrics: metrics.clone(),
             commits_stopped: false,
         };
-        let (batch_sender, batches) = sync_channel(BATCHES_IN_FLIGHT);
         let (commands, command_receiver) = sync_channel(64);
         let handle = std::thread::Builder::new()
             .name(String::from("kafka-reader"))
-            .spawn(move || reader.run(batch_sender, command_receiver))
+            .spawn(move || reader.run(command_receiver))
             .expect("starting the Kafka reader thread");
         Ok(KafkaSource {
             batches,
+            next_batch: 0,
             commands,
             reader: Some(handle),
             shared,
@@ -371,17 +426,19 @@ impl KafkaSource {
     ) -> Result<usize, E> {
         let mut applied = 0;
         while applied < max {
+            let next = &self.batches[self.next_batch % self.batches.len()];
             let batch = if applied == 0 {
-                match self.batches.recv_timeout(timeout) {
+                match next.recv_timeout(timeout) {
                     Ok(batch) => batch,
                     Err(_) => break,
                 }
             } else {
-                match self.batches.try_recv() {
+                match next.try_recv() {
                     Ok(batch) => batch,
                     Err(_) => break,
                 }
             };
+            self.next_batch += 1;
             for record in batch {
                 let topic = &self.topics[record.topic as usize];
                 let origin = Origin {
@@ -436,10 +493,12 @@ impl KafkaSource {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_millis() as i64);
-        let histogram = self.metrics.effect_latency.with_label_values(&[topic]);
+        // A local histogram: counted without atomics, added to the shared one at once.
+        let histogram = self.metrics.effect_latency.with_label_values(&[topic]).local();
         for timestamp_ms in timestamps_ms.drain(..) {
             histogram.observe((now - timestamp_ms).max(0) as f64 / 1000.0);
         }
+        histogram.flush();
     }
 
     /// The partitions assigned to this process now.
@@ -451,12 +510,15 @@ impl KafkaSource {
     pub fn close(mut self) {
         let _ = self.commands.send(Command::Stop);
         // Records still in flight are dropped unapplied (and uncommitted): the reader
-        // may be waiting to hand over a batch.
+        // and the decoders may be waiting to hand over a batch.
         while let Some(handle) = self.reader.as_ref() {
             if handle.is_finished() {
                 break;
             }
-            let _ = self.batches.recv_timeout(Duration::from_millis(10));
+            for batches in &self.batches {
+                while batches.try_recv().is_ok() {}
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
         if let Some(handle) = self.reader.take() {
             let _ = handle.join();
@@ -489,14 +551,26 @@ pub fn end_offsets(
     Ok(ends)
 }
 
-/// The reader thread's side: the consumer, decoding, dead letters and commits.
+/// The reader thread's side: the consumer, the fetch queue, dealing batches to the
+/// decoders, and commits.
 struct Reader {
     consumer: BaseConsumer<SourceContext>,
+    fetch_queue: Arc<FetchQueue>,
+    /// The consumer context's reference to the fetch queue (emptied before closing).
+    queue_slot: Arc<Mutex<Option<Arc<FetchQueue>>>>,
     shared: Arc<Mutex<Shared>>,
     assigned_since: Arc<AtomicBool>,
     topics: Vec<String>,
-    mappings: HashMap<String, SourceMapping>,
-    dead_letters: DeadLetters,
+    /// librdkafka's topic handles seen, with the topic's index in `topics`.
+    topic_handles: Vec<(usize, u16)>,
+    /// For the rare message the consumer's own queue delivers (fetched before its
+    /// partition was forwarded): decoded here.
+    decoder: Decoder,
+    /// The decoder threads' inputs; batch n goes to `blocks[n % len]`.
+    blocks: Vec<SyncSender<Block>>,
+    decoders: Vec<std::thread::JoinHandle<()>>,
+    next_block: usize,
+    dead_letters: Arc<DeadLetters>,
     /// Offsets below which this partition's dead letters were already sent (the
     /// group's committed offset when this process first got the partition).
     dead_letter_floor: HashMap<Partition, i64>,
@@ -505,29 +579,59 @@ struct Reader {
     commits_stopped: bool,
 }
 
+/// What a decoder thread is handed: fetched messages in order, with the dead-letter
+/// floor of each message's partition; or records the reader decoded itself.
+enum Block {
+    Fetched(Vec<(RawMessage, u16, i64)>),
+    Decoded(Vec<ReadRecord>),
+}
+
 impl Reader {
-    fn run(mut self, batches: SyncSender<Vec<ReadRecord>>, commands: Receiver<Command>) {
+    fn run(mut self, commands: Receiver<Command>) {
         loop {
             if !self.handle_commands(&commands) {
                 break;
             }
-            let mut batch = self.read_batch(Duration::from_millis(20), BATCH_RECORDS);
-            // Hand the batch over, still answering commands while the engine is busy.
-            while !batch.is_empty() {
-                match batches.try_send(batch) {
-                    Ok(()) => break,
-                    Err(TrySendError::Full(back)) => {
-                        batch = back;
-                        if !self.handle_commands(&commands) {
-                            return self.close();
-                        }
-                        std::thread::sleep(Duration::from_micros(200));
-                    }
-                    Err(TrySendError::Disconnected(_)) => return self.close(),
-                }
+            let early = self.serve_events();
+            if !early.is_empty() && !self.deal(Block::Decoded(early), &commands) {
+                break;
+            }
+            if self.assigned_since.swap(false, Ordering::Acquire) {
+                self.learn_new_assignments();
+            }
+            let messages = self.fetch_queue.take(BATCH_RECORDS, Duration::from_millis(20));
+            if messages.is_empty() {
+                continue;
+            }
+            let block = self.account(messages);
+            if !self.deal(block, &commands) {
+                break;
             }
         }
         self.close()
+    }
+
+    /// Hands `block` to the next decoder, still answering commands while they are busy;
+    /// false once told to stop or orphaned.
+    fn deal(&mut self, block: Block, commands: &Receiver<Command>) -> bool {
+        let mut block = block;
+        let decoder = self.next_block % self.blocks.len();
+        loop {
+            match self.blocks[decoder].try_send(block) {
+                Ok(()) => {
+                    self.next_block += 1;
+                    return true;
+                }
+                Err(TrySendError::Full(back)) => {
+                    block = back;
+                    if !self.handle_commands(commands) {
+                        return false;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        }
     }
 
     /// Carries out waiting commands; false once told to stop (or orphaned).
@@ -553,21 +657,12 @@ impl Reader {
         }
     }
 
-    /// Reads up to `max` messages, waiting at most `timeout` for the first.
-    fn read_batch(&mut self, timeout: Duration, max: usize) -> Vec<ReadRecord> {
+    /// Serves the consumer's events (rebalances, commit results, errors, statistics).
+    /// Returns the records of any messages its queue still held, decoded.
+    fn serve_events(&mut self) -> Vec<ReadRecord> {
         let mut records = Vec::new();
-        // Per partition read in this batch: (topic, partition, consumed, rejected, next offset).
-        // Positions reach the shared state at the end of the batch: a rebalance inside the
-        // batch then resumes a partition a little early, which re-reads harmlessly.
-        let mut counts: Vec<(u16, i32, u64, u64, i64)> = Vec::new();
-        while records.len() < max {
-            let wait = if records.is_empty() { timeout } else { Duration::ZERO };
-            if self.assigned_since.swap(false, Ordering::Acquire) {
-                self.learn_new_assignments();
-            }
-            let Some(result) = self.consumer.poll(wait) else {
-                break;
-            };
+        while records.len() < BATCH_RECORDS {
+            let Some(result) = self.consumer.poll(Duration::ZERO) else { break };
             let message = match result {
                 Ok(message) => message,
                 Err(error) => {
@@ -575,43 +670,77 @@ impl Reader {
                     break;
                 }
             };
-            let topic_name = message.topic();
-            let topic = self.topics.iter().position(|known| known == topic_name).unwrap_or(0) as u16;
+            let topic = self.topics.iter().position(|known| known == message.topic()).unwrap_or(0) as u16;
             let (partition, offset) = (message.partition(), message.offset());
-            let decoded = self.decode(message.key(), message.payload(), topic_name, offset);
-            let slot = match counts.iter().position(|&(t, p, ..)| t == topic && p == partition) {
-                Some(slot) => slot,
-                None => {
-                    counts.push((topic, partition, 0, 0, 0));
-                    counts.len() - 1
-                }
-            };
-            let entry = &mut counts[slot];
-            entry.2 += 1;
-            entry.4 = offset + 1;
-            if let Decoded::Rejected(rejected) = &decoded {
-                entry.3 += 1;
-                let key = (topic_name.to_string(), partition);
-                let floor = self.dead_letter_floor.get(&key).copied().unwrap_or(0);
-                if offset >= floor {
-                    let origin = Origin { topic: topic_name, partition, offset, timestamp_ms: None };
-                    self.dead_letters.send(&origin, message.key(), message.payload(), &rejected.reason);
-                }
-            }
+            let floor = self.floor(topic, partition);
             let timestamp_ms = message.timestamp().to_millis();
-            records.push(ReadRecord { decoded, topic, partition, offset, timestamp_ms });
-        }
-        let mut shared = self.shared.lock().expect("consumer state");
-        for (topic, partition, consumed, rejected, next) in counts {
-            let topic = self.topics[topic as usize].clone();
-            let labels = [topic.as_str(), &partition.to_string()];
-            self.metrics.consumed.with_label_values(&labels).inc_by(consumed);
-            if rejected > 0 {
-                self.metrics.rejected.with_label_values(&labels).inc_by(rejected);
-            }
-            shared.positions.insert((topic, partition), next);
+            records.push(self.decoder.record(
+                topic,
+                partition,
+                offset,
+                message.key(),
+                message.payload(),
+                timestamp_ms,
+                floor,
+            ));
+            self.note_read(&[(topic, partition, 1, offset + 1)]);
         }
         records
+    }
+
+    /// Names each message's topic and partition, counts them, and notes how far each
+    /// partition has been read; messages that are fetch errors are logged and dropped.
+    fn account(&mut self, messages: Vec<RawMessage>) -> Block {
+        // Per partition read: (topic, partition, consumed, next offset).
+        let mut counts: Vec<(u16, i32, u64, i64)> = Vec::new();
+        let mut fetched = Vec::with_capacity(messages.len());
+        for message in messages {
+            if let Some(error) = message.error() {
+                eprintln!("kafka: error: fetching: {error}");
+                continue;
+            }
+            let topic = self.topic_index(&message);
+            let (partition, offset) = (message.partition(), message.offset());
+            match counts.iter_mut().find(|(t, p, ..)| *t == topic && *p == partition) {
+                Some(entry) => {
+                    entry.2 += 1;
+                    entry.3 = offset + 1;
+                }
+                None => counts.push((topic, partition, 1, offset + 1)),
+            }
+            fetched.push((message, topic, 0));
+        }
+        for (message, topic, floor) in &mut fetched {
+            *floor = self.floor(*topic, message.partition());
+        }
+        self.note_read(&counts);
+        Block::Fetched(fetched)
+    }
+
+    /// Records how far partitions have been read (their records are in force here).
+    fn note_read(&mut self, counts: &[(u16, i32, u64, i64)]) {
+        let mut shared = self.shared.lock().expect("consumer state");
+        for &(topic, partition, consumed, next) in counts {
+            let topic = self.topics[topic as usize].clone();
+            self.metrics.consumed.with_label_values(&[topic.as_str(), &partition.to_string()]).inc_by(consumed);
+            shared.positions.insert((topic, partition), next);
+        }
+    }
+
+    fn topic_index(&mut self, message: &RawMessage) -> u16 {
+        let handle = message.topic_handle();
+        if let Some(&(_, index)) = self.topic_handles.iter().find(|(known, _)| *known == handle) {
+            return index;
+        }
+        let name = message.topic_name();
+        let index = self.topics.iter().position(|known| *known == name).unwrap_or(0) as u16;
+        self.topic_handles.push((handle, index));
+        index
+    }
+
+    fn floor(&self, topic: u16, partition: i32) -> i64 {
+        let key = (self.topics[topic as usize].clone(), partition);
+        self.dead_letter_floor.get(&key).copied().unwrap_or(0)
     }
 
     /// For partitions assigned since the last look, reads the group's committed offset:
@@ -637,26 +766,6 @@ impl Reader {
                 }
             }
             Err(error) => eprintln!("kafka: warning: reading committed offsets: {error} (dead letters may repeat)"),
-        }
-    }
-
-    /// A message as a canonical record, or the reason it is not one.
-    fn decode(&self, key: Option<&[u8]>, payload: Option<&[u8]>, topic: &str, offset: i64) -> Decoded {
-        let result = match payload {
-            None | Some([]) => tombstone(key),
-            Some(payload) => match self.mappings.get(topic) {
-                Some(mapping) => map_record(mapping, payload),
-                None => decode_line(payload),
-            },
-        };
-        let line = offset.max(0) as u64;
-        match result {
-            Ok(event) => Decoded::Record { line, event },
-            Err(reason) => Decoded::Rejected(Rejected {
-                line,
-                reason,
-                raw: String::from_utf8_lossy(payload.unwrap_or_default()).into_owned(),
-            }),
         }
     }
 
@@ -696,9 +805,97 @@ impl Reader {
         }
     }
 
-    fn close(self) {
+    /// Lets the decoders finish, then leaves the group and flushes the dead letters.
+    fn close(mut self) {
+        self.blocks.clear();
+        for decoder in self.decoders.drain(..) {
+            let _ = decoder.join();
+        }
+        // No message of librdkafka's is held now; the fetch queue goes before the consumer.
+        self.queue_slot.lock().expect("fetch queue").take();
         self.consumer.unsubscribe();
         let _ = self.dead_letters.producer.flush(Duration::from_secs(10));
+        let Reader { consumer, fetch_queue, .. } = self;
+        drop(fetch_queue);
+        drop(consumer);
+    }
+}
+
+/// Decodes (or maps) messages into records, and sends those that cannot be used to the
+/// dead-letter topic; one per decoder thread, and one on the reader thread.
+#[derive(Clone)]
+struct Decoder {
+    topics: Vec<String>,
+    mappings: HashMap<String, SourceMapping>,
+    dead_letters: Arc<DeadLetters>,
+    metrics: SourceMetrics,
+}
+
+impl Decoder {
+    /// A decoder thread: decodes each block in turn and hands on its records, until the
+    /// reader or the engine goes away.
+    fn run(self, blocks: Receiver<Block>, batches: SyncSender<Vec<ReadRecord>>) {
+        for block in blocks {
+            let records = match block {
+                Block::Decoded(records) => records,
+                Block::Fetched(messages) => messages
+                    .into_iter()
+                    .map(|(message, topic, floor)| {
+                        let timestamp_ms = message.timestamp_ms();
+                        let (partition, offset) = (message.partition(), message.offset());
+                        self.record(topic, partition, offset, message.key(), message.payload(), timestamp_ms, floor)
+                    })
+                    .collect(),
+            };
+            if batches.send(records).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// One message as a record; dead-lettered (unless below `floor`, sent before) when it
+    /// cannot be used.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        topic: u16,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        timestamp_ms: Option<i64>,
+        floor: i64,
+    ) -> ReadRecord {
+        let topic_name = self.topics[topic as usize].as_str();
+        let decoded = self.decode(key, payload, topic_name, offset);
+        if let Decoded::Rejected(rejected) = &decoded {
+            self.metrics.rejected.with_label_values(&[topic_name, &partition.to_string()]).inc();
+            if offset >= floor {
+                let origin = Origin { topic: topic_name, partition, offset, timestamp_ms: None };
+                self.dead_letters.send(&origin, key, payload, &rejected.reason);
+            }
+        }
+        ReadRecord { decoded, topic, partition, offset, timestamp_ms }
+    }
+
+    /// A message as a canonical record, or the reason it is not one.
+    fn decode(&self, key: Option<&[u8]>, payload: Option<&[u8]>, topic: &str, offset: i64) -> Decoded {
+        let result = match payload {
+            None | Some([]) => tombstone(key),
+            Some(payload) => match self.mappings.get(topic) {
+                Some(mapping) => map_record(mapping, payload),
+                None => decode_line(payload),
+            },
+        };
+        let line = offset.max(0) as u64;
+        match result {
+            Ok(event) => Decoded::Record { line, event },
+            Err(reason) => Decoded::Rejected(Rejected {
+                line,
+                reason,
+                raw: String::from_utf8_lossy(payload.unwrap_or_default()).into_owned(),
+            }),
+        }
     }
 }
 
@@ -744,7 +941,8 @@ struct DeadLetters {
     producer: ThreadedProducer<DeliveryCounter>,
     topic: String,
     failures: Arc<AtomicU64>,
-    failures_seen: u64,
+    /// Failures already reported by `flush`.
+    failures_seen: AtomicU64,
 }
 
 impl DeadLetters {
@@ -754,10 +952,10 @@ impl DeadLetters {
         let producer = client_config(kafka, &settings)
             .create_with_context(DeliveryCounter { failures: failures.clone(), metrics })
             .map_err(client_error("creating the dead-letter producer"))?;
-        Ok(DeadLetters { producer, topic: kafka.dead_letter_topic.clone(), failures, failures_seen: 0 })
+        Ok(DeadLetters { producer, topic: kafka.dead_letter_topic.clone(), failures, failures_seen: AtomicU64::new(0) })
     }
 
-    fn send(&mut self, origin: &Origin<'_>, key: Option<&[u8]>, payload: Option<&[u8]>, reason: &Reason) {
+    fn send(&self, origin: &Origin<'_>, key: Option<&[u8]>, payload: Option<&[u8]>, reason: &Reason) {
         let reason = reason.to_string();
         let partition = origin.partition.to_string();
         let offset = origin.offset.to_string();
@@ -791,7 +989,7 @@ impl DeadLetters {
     }
 
     /// Waits until every dead letter is acknowledged; false if any was refused.
-    fn flush(&mut self) -> bool {
+    fn flush(&self) -> bool {
         if self.producer.in_flight_count() > 0 {
             if let Err(error) = self.producer.flush(Duration::from_secs(30)) {
                 eprintln!("kafka: error: flushing dead letters: {error}");
@@ -799,9 +997,7 @@ impl DeadLetters {
             }
         }
         let failures = self.failures.load(Ordering::SeqCst);
-        let ok = failures == self.failures_seen;
-        self.failures_seen = failures;
-        ok
+        self.failures_seen.swap(failures, Ordering::SeqCst) == failures
     }
 }
 

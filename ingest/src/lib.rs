@@ -12,6 +12,7 @@
 //! ```
 
 mod decode;
+mod fetch_queue;
 pub mod kafka;
 mod mapping;
 mod pipeline;
