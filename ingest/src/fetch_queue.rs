@@ -104,8 +104,10 @@ impl FetchQueue {
     }
 
     /// Sends the fetched messages of `topic` `partition` here instead of to the
-    /// consumer's queue. Call right after assigning the partition, before its fetching
-    /// starts (librdkafka then keeps this forwarding).
+    /// consumer's queue. Call before assigning the partition: librdkafka marks the
+    /// forwarding as the application's, and starting the fetch then keeps it (rather
+    /// than forwarding to the consumer's queue); and again after (as
+    /// `BaseConsumer::split_partition_queue` asks), which changes nothing if the first held.
     pub fn forward_partition(&self, client: *mut rd::rd_kafka_t, topic: &str, partition: i32) {
         let Ok(topic) = CString::new(topic) else { return };
         // SAFETY: `client` is live; the partition queue handle is released right after

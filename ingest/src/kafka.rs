@@ -16,7 +16,9 @@
 //!   effects reach: lag for operators, and where dead-lettering starts again after a
 //!   restart.
 //! - Offsets are committed only after the records before them are applied to the
-//!   dataflows and every dead letter among them is acknowledged by the broker.
+//!   dataflows and every dead letter among them is acknowledged by the broker (a commit
+//!   asked for while dead letters are in flight waits for them, without holding up
+//!   reading).
 //! - Key `type:id`; an empty value is a tombstone: the record of its key is withdrawn.
 //! - Record contents never go to the log: reasons name fields and domains, never values.
 
@@ -209,15 +211,13 @@ impl ConsumerContext for SourceContext {
                     self.assigned_since.store(true, Ordering::Release);
                 }
                 eprintln!("kafka: assigned {} partition(s): {}", shared.assigned.len(), describe(&shared.assigned));
+                // Forwarded before `assign` (so no fetch can reach the consumer's queue
+                // first) and again after it: see `fetch_queue`.
+                self.forward(consumer, &assignment);
                 if let Err(error) = consumer.assign(&assignment) {
                     eprintln!("kafka: error: assigning partitions: {error}");
                 }
-                // Right after `assign`, before fetching starts: see `fetch_queue`.
-                if let Some(queue) = self.fetch_queue.lock().expect("fetch queue").as_ref() {
-                    for element in assignment.elements() {
-                        queue.forward_partition(consumer.client().native_ptr(), element.topic(), element.partition());
-                    }
-                }
+                self.forward(consumer, &assignment);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.metrics.rebalances.with_label_values(&["revoke"]).inc();
@@ -230,6 +230,17 @@ impl ConsumerContext for SourceContext {
                 eprintln!("kafka: error: rebalance failed: {other:?}");
                 shared.assigned.clear();
                 let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+impl SourceContext {
+    /// Sends the fetched messages of `partitions` to the fetch queue.
+    fn forward(&self, consumer: &BaseConsumer<Self>, partitions: &TopicPartitionList) {
+        if let Some(queue) = self.fetch_queue.lock().expect("fetch queue").as_ref() {
+            for element in partitions.elements() {
+                queue.forward_partition(consumer.client().native_ptr(), element.topic(), element.partition());
             }
         }
     }
@@ -382,6 +393,7 @@ impl KafkaSource {
             dead_letter_floor: HashMap::new(),
             metrics: metrics.clone(),
             commits_stopped: false,
+            deferred_commit: None,
         };
         let (commands, command_receiver) = sync_channel(64);
         let handle = std::thread::Builder::new()
@@ -449,7 +461,10 @@ impl KafkaSource {
                 };
                 let key = (record.topic, record.partition);
                 match self.applied.iter_mut().find(|(known, _)| *known == key) {
-                    Some((_, next)) => *next = record.offset + 1,
+                    Some((_, next)) => {
+                        debug_assert!(record.offset >= *next, "{topic}[{}] out of order", record.partition);
+                        *next = record.offset + 1
+                    }
                     None => self.applied.push((key, record.offset + 1)),
                 }
                 applied += 1;
@@ -577,6 +592,9 @@ struct Reader {
     metrics: SourceMetrics,
     /// Set when a dead letter was not accepted: no offset is committed after that.
     commits_stopped: bool,
+    /// An asynchronous commit waiting for dead letters in flight to be acknowledged
+    /// (the newest asked for), so that reading never waits on them.
+    deferred_commit: Option<Vec<(Partition, i64)>>,
 }
 
 /// What a decoder thread is handed: fetched messages in order, with the dead-letter
@@ -592,9 +610,16 @@ impl Reader {
             if !self.handle_commands(&commands) {
                 break;
             }
+            self.commit_deferred();
+            // Messages the consumer's own queue holds are older than any in the fetch
+            // queue: they all go first, in order.
             let early = self.serve_events();
+            let more_early = early.len() == BATCH_RECORDS;
             if !early.is_empty() && !self.deal(Block::Decoded(early), &commands) {
                 break;
+            }
+            if more_early {
+                continue;
             }
             if self.assigned_since.swap(false, Ordering::Acquire) {
                 self.learn_new_assignments();
@@ -638,7 +663,13 @@ impl Reader {
     fn handle_commands(&mut self, commands: &Receiver<Command>) -> bool {
         loop {
             match commands.try_recv() {
+                Ok(Command::Commit { positions, mode: CommitMode::Async, reply: None })
+                    if self.dead_letters.in_flight() > 0 =>
+                {
+                    self.deferred_commit = Some(positions);
+                }
                 Ok(Command::Commit { positions, mode, reply }) => {
+                    self.deferred_commit = None; // these positions are newer
                     let result = self.commit(&positions, mode);
                     match reply {
                         Some(reply) => {
@@ -653,6 +684,16 @@ impl Reader {
                 }
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return false,
                 Err(TryRecvError::Empty) => return true,
+            }
+        }
+    }
+
+    /// Makes the deferred commit once no dead letter is in flight.
+    fn commit_deferred(&mut self) {
+        if self.deferred_commit.is_some() && self.dead_letters.in_flight() == 0 {
+            let positions = self.deferred_commit.take().expect("checked");
+            if let Err(error) = self.commit(&positions, CommitMode::Async) {
+                eprintln!("kafka: error: {error}");
             }
         }
     }
@@ -986,6 +1027,11 @@ impl DeadLetters {
                 }
             }
         }
+    }
+
+    /// Dead letters queued and not yet acknowledged.
+    fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
     }
 
     /// Waits until every dead letter is acknowledged; false if any was refused.
