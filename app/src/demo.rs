@@ -1,16 +1,25 @@
 //! `wholechild demo`: generates a district and streams it, day by day on an
-//! accelerated clock, through the same driver and dataflows as `replay`, showing a live
+//! accelerated clock, through Kafka (an embedded broker: librdkafka's mock cluster, in
+//! this process) into the same consumer, driver and dataflows as `run`, showing a live
 //! summary per day in the terminal.
 
-use crate::driver::{drive, DayStats, DriverOptions, Observer};
+use crate::driver::{DayStats, DriverOptions, Feeder, Observer};
 use crate::generate::{generate, GenerateOptions};
 use crate::output::school_tables;
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use dataflows::{Engine, EngineParams};
+use ingest::kafka::{end_offsets, KafkaSource, Publisher, SourceMetrics};
 use ingest::{Rejected, Upsert};
 use model::{Day, Rate};
+use rdkafka::consumer::CommitMode;
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The demo's topics on its embedded broker.
+const TOPIC: &str = "wholechild.demo";
+const DEAD_LETTERS: &str = "wholechild.demo.dead-letters";
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -47,6 +56,17 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         seed: args.seed,
         malformed_lines: true,
     };
+    let cluster = rdkafka::mocking::MockCluster::new(1).context("starting the embedded Kafka broker")?;
+    cluster.create_topic(TOPIC, 4, 1).context("creating the demo topic")?;
+    cluster.create_topic(DEAD_LETTERS, 1, 1).context("creating the dead-letter topic")?;
+    let kafka = config::KafkaConfig {
+        brokers: cluster.bootstrap_servers(),
+        group_id: String::from("wholechild-demo"),
+        topics: vec![String::from(TOPIC)],
+        dead_letter_topic: String::from(DEAD_LETTERS),
+        options: Default::default(),
+    };
+    eprintln!("demo: streaming through an embedded Kafka broker at {} (topic {TOPIC})", kafka.brokers);
     let (reader, writer) = std::io::pipe()?;
     let pause = Duration::from_secs_f64(args.seconds_per_day.max(0.0));
     let generator = std::thread::spawn(move || {
@@ -54,22 +74,76 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         // The generator writes a day, flushes, and waits: the accelerated district clock.
         generate(&options, &calendar, writer, |_, _| std::thread::sleep(pause))
     });
+    // The district's systems: every generated line published as `wholechild produce`
+    // would, withdrawals as tombstones.
+    let published = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (kafka, published) = (kafka.clone(), published.clone());
+        std::thread::spawn(move || -> Result<()> {
+            let publisher = Publisher::connect(&kafka, TOPIC)?;
+            crate::produce::publish_lines(std::io::BufReader::new(reader), &publisher, None, true)?;
+            let refused = publisher.finish()?;
+            published.store(true, Ordering::SeqCst);
+            match refused {
+                0 => Ok(()),
+                refused => bail!("the embedded broker refused {refused} messages"),
+            }
+        })
+    };
     let params = EngineParams::from_config(&config);
     let top = args.top_schools;
     let result = dataflows::run(args.workers, params, move |engine| -> Result<()> {
-        let mut screen = LiveSummary { days_total: days, day_number: 0, rejected: 0, top, interactive: std::io::stdout().is_terminal() };
-        let driver_options = DriverOptions::following_input(false, None, 1);
-        let blocks = ingest::read_ndjson(reader, driver_options.decode_threads);
-        let driven = drive(engine, blocks, &driver_options, &mut screen)?;
-        println!(
-            "\nstream ended: {} records, {} corrections and {} withdrawals applied, {} malformed lines set aside; figures as of {}",
-            driven.stats.records, driven.stats.corrections, driven.stats.withdrawals, driven.rejected, driven.as_of
-        );
-        Ok(())
+        let interactive = std::io::stdout().is_terminal();
+        let mut screen = LiveSummary { days_total: days, day_number: 0, rejected: 0, top, interactive };
+        consume(engine, &kafka, &published, &mut screen)
     })
     .map_err(anyhow::Error::msg)?;
     generator.join().map_err(|_| anyhow::anyhow!("the generator panicked"))??;
+    producer.join().map_err(|_| anyhow::anyhow!("the producer panicked"))??;
     result
+}
+
+/// The live engine's loop, as `run` has it: consumes until everything published is
+/// applied, making it visible every 20 ms.
+fn consume(
+    engine: &mut Engine,
+    kafka: &config::KafkaConfig,
+    published: &AtomicBool,
+    screen: &mut LiveSummary,
+) -> Result<()> {
+    let metrics = SourceMetrics::register(&prometheus::Registry::new())?;
+    let mut source = KafkaSource::connect(kafka, &[], metrics, 2)?;
+    let driver_options = DriverOptions::following_input(false, None, 1);
+    let mut feeder = Feeder::new();
+    let mut ends = None;
+    let mut last_publish = Instant::now();
+    loop {
+        let read = source.poll(Duration::from_millis(100), 50_000, |decoded, _| {
+            feeder.feed(engine, decoded, &driver_options, screen)
+        })?;
+        if last_publish.elapsed() >= Duration::from_millis(20) || read == 0 {
+            feeder.publish(engine);
+            source.commit_applied(CommitMode::Async)?;
+            last_publish = Instant::now();
+        }
+        if ends.is_none() && published.load(Ordering::SeqCst) {
+            ends = Some(end_offsets(kafka, &kafka.topics, Duration::from_secs(30))?);
+        }
+        if ends.as_ref().is_some_and(|ends| source.reached(ends)) {
+            break;
+        }
+        if read == 0 && source.reader_stopped() {
+            bail!("the Kafka reader stopped (its error is in the log above)");
+        }
+    }
+    feeder.publish(engine);
+    let driven = feeder.finish(engine, &driver_options, screen)?;
+    source.close();
+    println!(
+        "\nstream ended: {} records, {} corrections and {} withdrawals applied, {} malformed lines set aside; figures as of {}",
+        driven.stats.records, driven.stats.corrections, driven.stats.withdrawals, driven.rejected, driven.as_of
+    );
+    Ok(())
 }
 
 struct LiveSummary {

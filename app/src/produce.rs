@@ -47,8 +47,22 @@ pub fn produce(options: ProduceOptions) -> Result<ProduceSummary> {
         create_topic(kafka, &topic, partitions)?;
     }
     let publisher = Publisher::connect(kafka, &topic)?;
+    let summary = publish_lines(BufReader::with_capacity(1 << 20, reader), &publisher, mapping, options.tombstones)?;
+    let refused = publisher.finish()?;
+    if refused > 0 {
+        bail!("the broker refused {refused} of {} messages", summary.messages);
+    }
+    Ok(summary)
+}
+
+/// Publishes each line of `reader`, keyed by its record (see the module's comment).
+pub fn publish_lines(
+    mut reader: impl BufRead,
+    publisher: &Publisher,
+    mapping: Option<&config::SourceMapping>,
+    tombstones: bool,
+) -> Result<ProduceSummary> {
     let mut summary = ProduceSummary::default();
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -66,7 +80,7 @@ pub fn produce(options: ProduceOptions) -> Result<ProduceSummary> {
         match decoded {
             Ok(event) => {
                 let key = record_key(&event.key);
-                if options.tombstones && event.body.is_none() {
+                if tombstones && event.body.is_none() {
                     publisher.send(Some(key.as_bytes()), &[])?;
                     summary.tombstones += 1;
                 } else {
@@ -79,10 +93,6 @@ pub fn produce(options: ProduceOptions) -> Result<ProduceSummary> {
             }
         }
         summary.messages += 1;
-    }
-    let refused = publisher.finish()?;
-    if refused > 0 {
-        bail!("the broker refused {refused} of {} messages", summary.messages);
     }
     Ok(summary)
 }
