@@ -6,6 +6,7 @@
 use crate::driver::{DayStats, DriverOptions, Feeder, Observer};
 use crate::generate::{generate, GenerateOptions};
 use crate::output::school_tables;
+use crate::run::CatchUp;
 use anyhow::{bail, Context, Result};
 use dataflows::{Engine, EngineParams};
 use ingest::kafka::{end_offsets, KafkaSource, Publisher, SourceMetrics};
@@ -115,7 +116,7 @@ fn consume(
     let mut source = KafkaSource::connect(kafka, &[], metrics, 2)?;
     let driver_options = DriverOptions::following_input(false, None, 1);
     let mut feeder = Feeder::new();
-    let mut ends = None;
+    let mut catch_up = None;
     let mut last_publish = Instant::now();
     loop {
         let read = source.poll(Duration::from_millis(100), 50_000, |decoded, _| {
@@ -126,10 +127,10 @@ fn consume(
             source.commit_applied(CommitMode::Async)?;
             last_publish = Instant::now();
         }
-        if ends.is_none() && published.load(Ordering::SeqCst) {
-            ends = Some(end_offsets(kafka, &kafka.topics, Duration::from_secs(30))?);
+        if catch_up.is_none() && published.load(Ordering::SeqCst) {
+            catch_up = Some(CatchUp::new(end_offsets(kafka, &kafka.topics, Duration::from_secs(30))?));
         }
-        if ends.as_ref().is_some_and(|ends| source.reached(ends)) {
+        if catch_up.as_mut().is_some_and(|catch_up: &mut CatchUp| catch_up.done(&source, read)) {
             break;
         }
         if read == 0 && source.reader_stopped() {

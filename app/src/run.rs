@@ -89,11 +89,12 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
     let sources = options.config.sources.clone();
     dataflows::run(options.workers, params, move |engine| -> Result<RunSummary> {
         let mut source = KafkaSource::connect(&kafka, &sources, metrics, options.decode_threads)?;
-        let ends = match options.exit_when_caught_up {
-            true => Some(ingest::kafka::end_offsets(&kafka, &kafka.topics, Duration::from_secs(30))?),
+        let mut catch_up = match options.exit_when_caught_up {
+            true => Some(CatchUp::new(ingest::kafka::end_offsets(&kafka, &kafka.topics, Duration::from_secs(30))?)),
             false => None,
         };
-        if let Some(ends) = &ends {
+        if let Some(catch_up) = &catch_up {
+            let ends = &catch_up.ends;
             eprintln!("backfill: reading {} records in {} partition(s)", ends.values().sum::<i64>(), ends.len());
         }
         let driver_options = DriverOptions {
@@ -139,7 +140,7 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
             if read == 0 && source.reader_stopped() {
                 bail!("the Kafka reader stopped (its error is in the log above)");
             }
-            if ends.as_ref().is_some_and(|ends| source.reached(ends)) {
+            if catch_up.as_mut().is_some_and(|catch_up| catch_up.done(&source, read)) {
                 eprintln!("backfill: caught up with the end offsets found at start");
                 break;
             }
@@ -209,6 +210,57 @@ fn publish(
         source.observe_effects(topic, timestamps);
     }
     Ok(())
+}
+
+/// When a backfill has caught up: every partition applied up to the end offsets found at
+/// start, and then what was fetched with them.
+///
+/// Why the second part: a broker may report a partition's end short of its last record
+/// (tansu 0.6 gives one past the first offset of the partition's last record batch), so
+/// the records of that batch after it are read but not yet applied when the end is
+/// reached. They arrive without waiting on the broker: the backfill ends at the first
+/// poll that finds nothing more, or 2 s after the end offsets were reached.
+pub struct CatchUp {
+    pub ends: std::collections::BTreeMap<ingest::kafka::Partition, i64>,
+    reached_at: Option<Instant>,
+}
+
+impl CatchUp {
+    pub fn new(ends: std::collections::BTreeMap<ingest::kafka::Partition, i64>) -> CatchUp {
+        CatchUp { ends, reached_at: None }
+    }
+
+    /// Whether to stop, after a poll that applied `read` records.
+    pub fn done(&mut self, source: &KafkaSource, read: usize) -> bool {
+        let reached = self.reached_at.is_some() || source.reached(&self.ends);
+        self.after_poll(reached, read, Instant::now())
+    }
+
+    /// `done`, given whether the end offsets are reached and the time.
+    fn after_poll(&mut self, reached: bool, read: usize, now: Instant) -> bool {
+        if reached && self.reached_at.is_none() {
+            self.reached_at = Some(now);
+        }
+        self.reached_at.is_some_and(|at| read == 0 || now.duration_since(at) >= Duration::from_secs(2))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backfill_at_its_end_offsets_still_takes_what_was_fetched_with_them() {
+        let mut catch_up = CatchUp::new(Default::default());
+        let start = Instant::now();
+        assert!(!catch_up.after_poll(false, 0, start), "not there yet");
+        assert!(!catch_up.after_poll(true, 8192, start), "the end's batch may have more behind it");
+        assert!(!catch_up.after_poll(false, 500, start + Duration::from_millis(100)), "reached stays reached");
+        assert!(catch_up.after_poll(false, 0, start + Duration::from_millis(200)), "nothing more came");
+        let mut busy = CatchUp::new(Default::default());
+        assert!(!busy.after_poll(true, 100, start));
+        assert!(busy.after_poll(true, 100, start + Duration::from_secs(2)), "a live stream does not hold it up");
+    }
 }
 
 /// Kafka timestamps of the records applied since the last publish, per topic.

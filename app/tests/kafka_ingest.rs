@@ -391,3 +391,43 @@ fn a_rebalance_between_two_engines_in_one_group_loses_and_doubles_nothing() {
     assert!(log.contains("wrote"), "{log}");
     assert_same_outputs(&replay_out, &first_out);
 }
+
+#[test]
+fn a_backfill_reads_the_whole_last_batch_when_the_broker_reports_its_end_short() {
+    // tansu 0.6 reports a partition's end as one past the first offset of its last record
+    // batch: of 30,000 records produced at once, the thousands after that offset come in
+    // the same fetch, but can reach the engine in a later batch than the one that
+    // passes the reported end.
+    let dir = scratch("short-end");
+    let broker = Broker::start(&dir.join("broker.log"));
+    broker.create_topic("canonical", 1);
+    broker.create_topic("dead-letters", 1);
+    let config = kafka_config(&dir, &broker, "short-end", &["canonical"], "");
+    let events = generate(&dir, 1500, 12);
+    let text = std::fs::read_to_string(&events).unwrap();
+    let first: Vec<&str> = text.lines().take(30_000).collect();
+    std::fs::write(&events, first.join("\n") + "\n").unwrap();
+    let produced = published(&wholechild(&[
+        "produce",
+        "--config",
+        config.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+    ]));
+    let out = dir.join("live");
+    let log = wholechild(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--exit-when-caught-up",
+        "--as-of",
+        "2026-09-11",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let reported: u64 = log[log.find("reading ").expect(&log) + 8..].split(' ').next().unwrap().parse().unwrap();
+    assert!(reported < produced, "the broker reports the end short ({reported} of {produced}): {log}");
+    let consumed: u64 = log[log.find("consumed ").expect(&log) + 9..].split(' ').next().unwrap().parse().unwrap();
+    let rejected: u64 = log[log.find("rejected ").expect(&log) + 9..].split(';').next().unwrap().parse().unwrap();
+    assert_eq!(consumed + rejected, produced, "{log}");
+}
