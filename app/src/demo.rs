@@ -119,9 +119,8 @@ fn consume(
     let mut catch_up = None;
     let mut last_publish = Instant::now();
     loop {
-        let read = source.poll(Duration::from_millis(100), 50_000, |decoded, _| {
-            feeder.feed(engine, decoded, &driver_options, screen)
-        })?;
+        let wait = catch_up.as_ref().map_or(Duration::from_millis(100), CatchUp::poll_wait);
+        let read = source.poll(wait, 50_000, |decoded, _| feeder.feed(engine, decoded, &driver_options, screen))?;
         if last_publish.elapsed() >= Duration::from_millis(20) || read == 0 {
             feeder.publish(engine);
             source.commit_applied(CommitMode::Async)?;

@@ -122,7 +122,8 @@ pub fn run(options: RunOptions) -> Result<RunSummary> {
                 let today = options.as_of.unwrap_or_else(district_today);
                 feeder.move_clock(engine, today, &driver_options, &mut log)?;
             }
-            let read = source.poll(Duration::from_millis(100), 50_000, |decoded, origin| {
+            let wait = catch_up.as_ref().map_or(Duration::from_millis(100), CatchUp::poll_wait);
+            let read = source.poll(wait, 50_000, |decoded, origin| {
                 applied.note(&origin);
                 feeder.feed(engine, decoded, &driver_options, &mut log)
             })?;
@@ -228,6 +229,15 @@ pub struct CatchUp {
 impl CatchUp {
     pub fn new(ends: std::collections::BTreeMap<ingest::kafka::Partition, i64>) -> CatchUp {
         CatchUp { ends, reached_at: None }
+    }
+
+    /// How long a poll may wait for records: briefly once the end offsets are reached
+    /// (what is left was fetched already).
+    pub fn poll_wait(&self) -> Duration {
+        match self.reached_at {
+            Some(_) => Duration::from_millis(10),
+            None => Duration::from_millis(100),
+        }
     }
 
     /// Whether to stop, after a poll that applied `read` records.

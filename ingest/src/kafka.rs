@@ -751,8 +751,12 @@ impl Reader {
             }
             fetched.push((message, topic, 0));
         }
+        // One look-up per partition (the map's keys are owned names), not per message.
+        let floors: Vec<(u16, i32, i64)> =
+            counts.iter().map(|&(topic, partition, ..)| (topic, partition, self.floor(topic, partition))).collect();
         for (message, topic, floor) in &mut fetched {
-            *floor = self.floor(*topic, message.partition());
+            let partition = message.partition();
+            *floor = floors.iter().find(|&&(t, p, _)| t == *topic && p == partition).map_or(0, |&(.., f)| f);
         }
         self.note_read(&counts);
         Block::Fetched(fetched)
