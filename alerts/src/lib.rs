@@ -30,6 +30,8 @@ pub mod webhook;
 pub use delivery::{deliver, DeliveryError, Notification, Notifier, Outcome, RetryPolicy};
 pub use email::{EmailNotifier, SmtpCredentials, SmtpSecurity, SmtpSettings};
 pub use pipeline::{AlertEvent, Change, Digest, DigestItem, ItemKind, Pipeline, PipelineConfig, Silence};
-pub use store::{AlertStore, LoggedAction, LoggedChange, OutboxEntry, PostgresStore, SqliteStore, StoreError};
+pub use store::{
+    AlertStore, LoggedAction, LoggedChange, LoggedSilence, OutboxEntry, PostgresStore, SqliteStore, StoreError,
+};
 pub use time::{DeliveryHours, LocalTime};
 pub use webhook::WebhookNotifier;

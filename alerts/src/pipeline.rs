@@ -185,6 +185,11 @@ impl Pipeline {
         self.silences.push(silence);
     }
 
+    /// Replaces every silence (as the alerts API's store holds them).
+    pub fn set_silences(&mut self, silences: Vec<Silence>) {
+        self.silences = silences;
+    }
+
     /// Dispatches one change to its recipient's group (and, for a reroute, tells the
     /// previous recipient it moved away).
     pub fn push(&mut self, event: AlertEvent) {

@@ -58,6 +58,18 @@ pub struct LoggedAction {
     pub at: i64,
 }
 
+/// A silence as logged (local times in seconds; `None`: every rule, every recipient).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedSilence {
+    pub id: String,
+    pub rule: Option<String>,
+    pub recipient: Option<String>,
+    pub from: i64,
+    pub until: i64,
+    pub created_by: String,
+    pub comment: String,
+}
+
 /// A notification in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxEntry {
@@ -110,6 +122,22 @@ const ACTIONS: &str = "CREATE TABLE IF NOT EXISTS alert_actions (
 const INSERT_ACTION: &str = "INSERT INTO alert_actions (reference, staff, action, until_local, at_local, seq)
     VALUES ($1, $2, $3, $4, $5, (SELECT COALESCE(MAX(seq), 0) + 1 FROM alert_actions))";
 const SELECT_ACTIONS: &str = "SELECT reference, staff, action, until_local, at_local FROM alert_actions ORDER BY seq";
+const SILENCES: &str = "CREATE TABLE IF NOT EXISTS alert_silences (
+        id TEXT PRIMARY KEY,
+        rule TEXT,
+        recipient TEXT,
+        from_local BIGINT NOT NULL,
+        until_local BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        seq BIGINT NOT NULL
+    )";
+const INSERT_SILENCE: &str =
+    "INSERT INTO alert_silences (id, rule, recipient, from_local, until_local, created_by, comment, seq)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(seq), 0) + 1 FROM alert_silences))";
+const SELECT_SILENCES: &str =
+    "SELECT id, rule, recipient, from_local, until_local, created_by, comment FROM alert_silences ORDER BY seq";
+const EXPIRE_SILENCE: &str = "UPDATE alert_silences SET until_local = $1 WHERE id = $2 AND until_local > $3";
 const SELECT_NOTIFIED: &str = "SELECT items FROM outbox ORDER BY seq";
 const INSERT_REFERENCE: &str =
     "INSERT INTO alert_references (alert_key, reference) VALUES ($1, $2) ON CONFLICT (alert_key) DO NOTHING";
@@ -153,6 +181,12 @@ pub trait AlertStore {
     /// The (reference, change) of every digest line ever put in the outbox, whatever
     /// became of it: what recipients have been (or are being) told.
     fn notified_items(&mut self) -> Result<Vec<(String, &'static str)>, StoreError>;
+    /// Logs a new silence, before the pipeline applies it.
+    fn record_silence(&mut self, silence: &LoggedSilence) -> Result<(), StoreError>;
+    /// Ends silence `id` at `at` (if it lasted longer).
+    fn expire_silence(&mut self, id: &str, at: i64) -> Result<(), StoreError>;
+    /// Every silence logged, in the order logged.
+    fn silences(&mut self) -> Result<Vec<LoggedSilence>, StoreError>;
 }
 
 fn outcome_columns(outcome: &Outcome) -> (&'static str, i64, Option<String>) {
@@ -173,7 +207,7 @@ impl SqliteStore {
         connection
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
             .map_err(failed("setting the journal mode"))?;
-        for statement in SCHEMA.iter().chain([&REFERENCES, &ACTIONS]) {
+        for statement in SCHEMA.iter().chain([&REFERENCES, &ACTIONS, &SILENCES]) {
             connection.execute(statement, []).map_err(failed("creating the schema"))?;
         }
         Ok(SqliteStore { connection })
@@ -286,6 +320,39 @@ impl AlertStore for SqliteStore {
         let items: Vec<String> = rows.collect::<Result<_, _>>().map_err(failed("reading the outbox"))?;
         Ok(items_told(&items))
     }
+
+    fn record_silence(&mut self, v: &LoggedSilence) -> Result<(), StoreError> {
+        self.connection
+            .execute(
+                INSERT_SILENCE,
+                rusqlite::params![v.id, v.rule, v.recipient, v.from, v.until, v.created_by, v.comment],
+            )
+            .map_err(failed("logging a silence"))?;
+        Ok(())
+    }
+
+    fn expire_silence(&mut self, id: &str, at: i64) -> Result<(), StoreError> {
+        self.connection.execute(EXPIRE_SILENCE, rusqlite::params![at, id, at]).map_err(failed("ending a silence"))?;
+        Ok(())
+    }
+
+    fn silences(&mut self) -> Result<Vec<LoggedSilence>, StoreError> {
+        let mut statement = self.connection.prepare(SELECT_SILENCES).map_err(failed("reading the silences"))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(LoggedSilence {
+                    id: row.get(0)?,
+                    rule: row.get(1)?,
+                    recipient: row.get(2)?,
+                    from: row.get(3)?,
+                    until: row.get(4)?,
+                    created_by: row.get(5)?,
+                    comment: row.get(6)?,
+                })
+            })
+            .map_err(failed("reading the silences"))?;
+        rows.collect::<Result<_, _>>().map_err(failed("reading the silences"))
+    }
 }
 
 /// The (reference, change) pairs of outbox rows' items.
@@ -357,7 +424,7 @@ impl PostgresStore {
         client
             .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET search_path TO \"{schema}\";"))
             .map_err(failed("choosing the schema"))?;
-        for statement in SCHEMA.iter().chain([&REFERENCES, &ACTIONS]) {
+        for statement in SCHEMA.iter().chain([&REFERENCES, &ACTIONS, &SILENCES]) {
             client.batch_execute(statement).map_err(failed("creating the schema"))?;
         }
         Ok(PostgresStore { client })
@@ -458,5 +525,33 @@ impl AlertStore for PostgresStore {
         let rows = self.client.query(SELECT_NOTIFIED, &[]).map_err(failed("reading the outbox"))?;
         let items: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
         Ok(items_told(&items))
+    }
+
+    fn record_silence(&mut self, v: &LoggedSilence) -> Result<(), StoreError> {
+        self.client
+            .execute(INSERT_SILENCE, &[&v.id, &v.rule, &v.recipient, &v.from, &v.until, &v.created_by, &v.comment])
+            .map_err(failed("logging a silence"))?;
+        Ok(())
+    }
+
+    fn expire_silence(&mut self, id: &str, at: i64) -> Result<(), StoreError> {
+        self.client.execute(EXPIRE_SILENCE, &[&at, &id, &at]).map_err(failed("ending a silence"))?;
+        Ok(())
+    }
+
+    fn silences(&mut self) -> Result<Vec<LoggedSilence>, StoreError> {
+        let rows = self.client.query(SELECT_SILENCES, &[]).map_err(failed("reading the silences"))?;
+        Ok(rows
+            .iter()
+            .map(|row| LoggedSilence {
+                id: row.get(0),
+                rule: row.get(1),
+                recipient: row.get(2),
+                from: row.get(3),
+                until: row.get(4),
+                created_by: row.get(5),
+                comment: row.get(6),
+            })
+            .collect())
     }
 }

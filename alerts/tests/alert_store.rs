@@ -4,7 +4,9 @@
 //! before its attempt and finished after is no longer pending; one whose process died
 //! between the two is pending after a restart, with the same idempotency key.
 
-use alerts::{AlertStore, LoggedAction, LoggedChange, Notification, Outcome, PostgresStore, SqliteStore};
+use alerts::{
+    AlertStore, LoggedAction, LoggedChange, LoggedSilence, Notification, Outcome, PostgresStore, SqliteStore,
+};
 use std::path::PathBuf;
 
 const POSTGRES: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
@@ -126,6 +128,36 @@ fn acknowledgements_and_what_was_told_survive_a_restart(kind: &str) {
     let mut store = open(kind, "actions");
     assert_eq!(store.actions().unwrap(), [acknowledged, snoozed]);
     assert_eq!(store.notified_items().unwrap(), [(String::from("r-1"), "new")]);
+}
+
+fn a_silence_survives_a_restart_and_ends_when_expired(kind: &str) {
+    let mut store = fresh(kind, "silences");
+    let silence = LoggedSilence {
+        id: String::from("s-1"),
+        rule: Some(String::from("health_visits")),
+        recipient: None,
+        from: 100,
+        until: 10_000,
+        created_by: String::from("t-ops"),
+        comment: String::from("nurse system re-sending last week"),
+    };
+    store.record_silence(&silence).unwrap();
+    drop(store);
+    let mut store = open(kind, "silences");
+    assert_eq!(store.silences().unwrap(), std::slice::from_ref(&silence));
+    store.expire_silence("s-1", 500).unwrap();
+    store.expire_silence("s-1", 900).unwrap(); // ended already: stays ended at 500
+    assert_eq!(store.silences().unwrap(), [LoggedSilence { until: 500, ..silence }]);
+}
+
+#[test]
+fn sqlite_a_silence_survives_a_restart_and_ends_when_expired() {
+    a_silence_survives_a_restart_and_ends_when_expired("sqlite");
+}
+
+#[test]
+fn postgres_a_silence_survives_a_restart_and_ends_when_expired() {
+    a_silence_survives_a_restart_and_ends_when_expired("postgres");
 }
 
 #[test]

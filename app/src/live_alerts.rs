@@ -14,12 +14,12 @@
 //! (`alert_api`) are logged before the pipeline acts on them, and applied again to the
 //! alerts taken back after a restart.
 
-use crate::alert_api::{Action, Answer, Request};
+use crate::alert_api::{Action, Answer, Command, NewSilence, Request};
 use crate::alert_log::{entity_evidence_json, evidence_json};
 use crate::entity_alerts::EntityAlertChange;
 use alerts::{
-    deliver, AlertEvent, AlertStore, Change, DeliveryHours, LocalTime, LoggedAction, LoggedChange, Notification,
-    Notifier, Pipeline, PipelineConfig, RetryPolicy,
+    deliver, AlertEvent, AlertStore, Change, DeliveryHours, LocalTime, LoggedAction, LoggedChange, LoggedSilence,
+    Notification, Notifier, Pipeline, PipelineConfig, RetryPolicy, Silence,
 };
 use anyhow::{anyhow, Context, Result};
 use config::{AlertRule, AlertStoreConfig, AlertsConfig, RecipientRole, SmtpSecurityConfig};
@@ -49,6 +49,8 @@ pub struct LiveAlerts {
     told_before: FxHashSet<(String, &'static str)>,
     /// The acknowledgements and snoozes logged, by reference (at start).
     actions_before: FxHashMap<String, Vec<LoggedAction>>,
+    /// Every silence logged (the pipeline holds the same).
+    silences: Vec<LoggedSilence>,
     /// Requests from the alerts API, when `[alerts.api]` is configured.
     api: Option<Receiver<Request>>,
     /// Where the alerts API listens.
@@ -114,6 +116,7 @@ impl LiveAlerts {
         for action in store.actions()? {
             actions_before.entry(action.reference.clone()).or_default().push(action);
         }
+        let silences = store.silences()?;
         let (api_address, api) = match &config.api {
             Some(api) => {
                 let (address, requests) = crate::alert_api::serve(api.listen, read_api_token(api)?)?;
@@ -151,9 +154,11 @@ impl LiveAlerts {
             let channel = if entry.channel == "webhook" { "webhook" } else { "email" };
             let _ = deliveries.send((channel, entry.notification));
         }
+        let mut pipeline = Pipeline::new(pipeline_config(config, calendar));
+        pipeline.set_silences(silences.iter().map(silence_of).collect());
         Ok(LiveAlerts {
             store,
-            pipeline: Pipeline::new(pipeline_config(config, calendar)),
+            pipeline,
             rules: rules.to_vec(),
             dashboard_url: config.dashboard_url.clone(),
             email: has_email,
@@ -164,6 +169,7 @@ impl LiveAlerts {
             fallback_recipient: config.fallback_recipient.clone(),
             told_before,
             actions_before,
+            silences,
             api,
             api_address,
             logged: 0,
@@ -297,13 +303,59 @@ impl LiveAlerts {
         let Some(requests) = &self.api else { return };
         let requests: Vec<Request> = requests.try_iter().collect();
         for request in requests {
-            let answer = match self.act(&request.reference, &request.staff, request.action, now) {
-                Ok(true) => Answer::Done,
-                Ok(false) => Answer::NotFound,
-                Err(error) => Answer::Failed(error.to_string()),
-            };
+            let answer = self.answer(request.command, now).unwrap_or_else(|error| Answer::Failed(error.to_string()));
             let _ = request.reply.send(answer);
         }
+    }
+
+    fn answer(&mut self, command: Command, now: LocalTime) -> Result<Answer> {
+        Ok(match command {
+            Command::Act { reference, staff, action } => match self.act(&reference, &staff, action, now)? {
+                true => {
+                    let name = if action == Action::Acknowledge { "acknowledged" } else { "snoozed" };
+                    Answer::Done(serde_json::json!({ "reference": reference, "staff": staff, "action": name }))
+                }
+                false => Answer::NotFound("no open alert of this reference was sent to this staff member"),
+            },
+            Command::Silence(silence) => self.silence(silence)?,
+            Command::ExpireSilence { id } => match self.silences.iter().position(|silence| silence.id == id) {
+                None => Answer::NotFound("no silence of this id"),
+                Some(index) => {
+                    self.store.expire_silence(&id, now.0)?;
+                    let silence = &mut self.silences[index];
+                    silence.until = silence.until.min(now.0);
+                    let json = silence_json(silence, now);
+                    self.pipeline.set_silences(self.silences.iter().map(silence_of).collect());
+                    Answer::Done(json)
+                }
+            },
+            Command::ListSilences => {
+                Answer::Done(self.silences.iter().map(|silence| silence_json(silence, now)).collect())
+            }
+        })
+    }
+
+    /// Logs a new silence, then applies it.
+    fn silence(&mut self, silence: NewSilence) -> Result<Answer> {
+        if let Some(rule) = &silence.rule {
+            if !self.rules.iter().any(|known| known.id == *rule) {
+                return Ok(Answer::Invalid(format!("rule: no rule `{rule}` in the configuration")));
+            }
+        }
+        let logged = LoggedSilence {
+            id: format!("{:016x}", rand::rng().random::<u64>()),
+            rule: silence.rule,
+            recipient: silence.recipient,
+            from: silence.from.0,
+            until: silence.until.0,
+            created_by: silence.created_by,
+            comment: silence.comment,
+        };
+        self.store.record_silence(&logged)?;
+        let json = silence_json(&logged, silence.from);
+        self.silences.push(logged);
+        self.pipeline.set_silences(self.silences.iter().map(silence_of).collect());
+        Ok(Answer::Done(json))
     }
 
     /// Logs and applies one acknowledgement or snooze; false when `staff` was told of no
@@ -420,6 +472,32 @@ fn escalation_chain(
         .filter_map(|&role| crate::entity_alerts::recipient_of(role, school, directory, upsert))
         .map(|staff| upsert.names.staff.resolve(staff).to_string())
         .collect()
+}
+
+fn silence_of(logged: &LoggedSilence) -> Silence {
+    Silence {
+        rule: logged.rule.clone(),
+        recipient: logged.recipient.clone(),
+        from: LocalTime(logged.from),
+        until: LocalTime(logged.until),
+    }
+}
+
+/// A silence as the API shows it (times as district local time).
+fn silence_json(silence: &LoggedSilence, now: LocalTime) -> serde_json::Value {
+    let local = |seconds: i64| {
+        chrono::DateTime::from_timestamp(seconds, 0).map(|time| time.naive_utc().format("%Y-%m-%dT%H:%M").to_string())
+    };
+    serde_json::json!({
+        "id": silence.id,
+        "rule": silence.rule,
+        "recipient": silence.recipient,
+        "from": local(silence.from),
+        "until": local(silence.until),
+        "created_by": silence.created_by,
+        "comment": silence.comment,
+        "active": silence.from <= now.0 && now.0 < silence.until,
+    })
 }
 
 fn read_api_token(api: &config::AlertApiConfig) -> Result<String> {
