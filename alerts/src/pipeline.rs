@@ -181,10 +181,6 @@ impl Pipeline {
         Pipeline { config, groups: BTreeMap::new(), silences: Vec::new(), silenced: 0 }
     }
 
-    pub fn add_silence(&mut self, silence: Silence) {
-        self.silences.push(silence);
-    }
-
     /// Replaces every silence (as the alerts API's store holds them).
     pub fn set_silences(&mut self, silences: Vec<Silence>) {
         self.silences = silences;
@@ -620,12 +616,12 @@ mod tests {
     fn a_silence_drops_the_changes_it_covers() {
         let mut pipeline = Pipeline::new(PipelineConfig::default());
         let nine = at(FRIDAY, 9, 0);
-        pipeline.add_silence(Silence {
+        pipeline.set_silences(vec![Silence {
             rule: Some("tier_3".into()),
             recipient: None,
             from: nine,
             until: at(FRIDAY, 10, 0),
-        });
+        }]);
         pipeline.push(fired(nine.plus_seconds(1), "a1", "c1"));
         pipeline.push(AlertEvent::new(nine.plus_seconds(2), "a2", "health_visits", "c1", Change::Fired));
         let digests = pipeline.advance(nine.plus_seconds(60));
