@@ -108,8 +108,11 @@ impl Engine<'_> {
         self.schools.flush();
         self.sections.flush();
         self.clock.flush();
+        // Parks, rather than spins, while the other workers finish the epoch: their
+        // messages wake this thread, and a spinning driver would take a core from them
+        // and from the decoder threads.
         let probe = &self.probe;
-        self.worker.step_while(|| probe.less_than(&(epoch + 1)));
+        self.worker.step_or_park_while(None, || probe.less_than(&(epoch + 1)));
         epoch
     }
 
