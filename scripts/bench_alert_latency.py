@@ -188,7 +188,7 @@ from = "wholechild <alerts@bench.example>"
 
 Load {line / elapsed:,.0f} records/s for {elapsed:.1f} s ({line} background records); {len(latencies)} of
 {args.triggers} trigger e-mails received; `run --publish-ms {args.publish_ms}`, group_wait 0,
-fetch.wait.max.ms {args.fetch_wait_ms if args.fetch_wait_ms is not None else 50}.
+fetch.wait.max.ms {args.fetch_wait_ms if args.fetch_wait_ms is not None else "10 (the engine default)"}.
 
 | p50 ms | p90 ms | p99 ms | max ms |
 |---:|---:|---:|---:|
