@@ -26,9 +26,13 @@ use differential_dataflow::input::{Input, InputSession};
 use model::{Day, Fact, SchoolInfo, StudentFact, StudentRow, Subject, Sym};
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use timely::dataflow::operators::vec::{Broadcast, Input as TimelyInput};
 use timely::dataflow::{InputHandleVec, ProbeHandle};
 use timely::worker::Worker;
+
+/// How long closing an epoch spins before it lets the driver's thread park.
+const SPIN_BEFORE_PARKING: Duration = Duration::from_micros(200);
 
 /// The configuration the dataflows need, shared by every worker.
 #[derive(Clone, Debug)]
@@ -108,12 +112,25 @@ impl Engine<'_> {
         self.schools.flush();
         self.sections.flush();
         self.clock.flush();
-        // Parks, rather than spins, while the other workers finish the epoch: their
-        // messages wake this thread, and a spinning driver would take a core from them
-        // and from the decoder threads.
-        let probe = &self.probe;
-        self.worker.step_or_park_while(None, || probe.less_than(&(epoch + 1)));
+        self.step_until_complete(epoch);
         epoch
+    }
+
+    /// Steps the dataflow until every output reflects `epoch`. It spins for the first
+    /// [`SPIN_BEFORE_PARKING`] (a correction's epoch completes within it, and a parked
+    /// thread takes tens of microseconds to wake), then parks whenever this worker has
+    /// nothing to run, woken by the other workers' messages: a driver spinning through a
+    /// day's close would take a core from the worker doing it and from the decoders.
+    fn step_until_complete(&mut self, epoch: u64) {
+        let spin_until = Instant::now() + SPIN_BEFORE_PARKING;
+        let probe = &self.probe;
+        while probe.less_than(&(epoch + 1)) {
+            if Instant::now() < spin_until {
+                self.worker.step();
+            } else {
+                self.worker.step_or_park(None);
+            }
+        }
     }
 
     /// Lets the workers process what has been fed so far, without closing the epoch.
